@@ -15,6 +15,32 @@ def cmd_datasets(args: argparse.Namespace) -> None:
         print(f"{name:<18}{len(tasks):>7}{sum(len(t.test_inputs) for t in tasks):>13}")
 
 
+def cmd_validate(args: argparse.Namespace) -> None:
+    from arc_trm.submission import load_submission, validate_submission
+    from arc_trm.tasks import load_tasks
+
+    tasks = load_tasks(args.tasks)
+    validate_submission(load_submission(args.file), tasks, file=args.file)
+    print(f"valid: {len(tasks)} tasks, {sum(len(t.test_inputs) for t in tasks)} test outputs")
+
+
+def cmd_score(args: argparse.Namespace) -> None:
+    import json
+
+    from arc_trm.submission import load_submission, score_submission
+    from arc_trm.tasks import load_tasks
+
+    tasks = load_tasks(args.solutions, solutions=args.solutions_file)
+    result = score_submission(load_submission(args.file), tasks, file=args.file,
+                              source=args.solutions_file or args.solutions)
+    if args.json:
+        print(json.dumps(result))
+        return
+    print(f"Kaggle score: {result['score']:.4f} "
+          f"({result['correct_outputs']}/{result['outputs']} test outputs)")
+    print(f"per-task score: {result['task_score']:.4f} (mean over {result['tasks']} tasks)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from arc_trm import __version__
 
@@ -24,6 +50,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("datasets", help="list dataset names with their task and test-input counts")
     p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("validate", help="check a Kaggle submission JSON against the tasks it answers")
+    p.add_argument("file", help="submission JSON")
+    p.add_argument("--tasks", required=True, metavar="SOURCE",
+                   help="dataset name (see `arc-trm datasets`) or Kaggle challenges JSON")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("score", help="validate and score a submission with the Kaggle metric")
+    p.add_argument("file", help="submission JSON")
+    p.add_argument("--solutions", required=True, metavar="SOURCE",
+                   help="dataset name, or Kaggle challenges JSON with its solutions JSON beside it")
+    p.add_argument("--solutions-file", metavar="FILE",
+                   help="the solutions JSON, when it is not beside the challenges under the usual name")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object: score, task_score, tasks, outputs, correct_outputs, per_task")
+    p.set_defaults(func=cmd_score)
 
     return parser
 
