@@ -1,0 +1,198 @@
+"""Configs: one dataclass per concern, named configs as JSON files in arc_trm/configs, `key=value`
+overrides from the command line, and the resolved config saved with every run and checkpoint.
+
+A named config file holds only what differs from the defaults, as {"model": {...}, "data": {...}, ...}.
+Overrides name a field either plainly (`max_steps=50`, when the name is unique) or with its section
+(`model.hidden=128`). Values are parsed as JSON where they parse (numbers, true/false, lists), else taken
+as strings.
+"""
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from arc_trm.errors import UserError
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+@dataclass
+class ModelConfig:
+    hidden: int = 512  # width D of every token
+    heads: int = 8  # attention heads (hidden must divide by it)
+    layers: int = 2  # blocks in the one network used for both updates (2 beat 4 in the paper)
+    expansion: float = 4.0  # SwiGLU hidden width = expansion * hidden
+    mixer: str = "attention"  # token mixer: "attention", or "mlp" (an MLP over the 30x30 positions)
+    n_latent: int = 4  # n in paper: latent updates z = net(x + y + z) per recursion
+    n_recursion: int = 3  # T in paper: recursions per supervision step, T-1 of them without gradient
+    n_supervision: int = 16  # N_sup in paper: supervision steps per example
+    puzzle_dim: int = 512  # width of a puzzle-embedding row (0: no puzzle conditioning)
+    prefix_len: int = 16  # prefix tokens the puzzle row is padded and reshaped into
+    rope_theta: float = 10000.0  # base of the 2-D rotary position frequencies
+    norm_eps: float = 1e-5
+
+
+@dataclass
+class DataConfig:
+    train_tasks: str = "arc1-train"  # every pair of these tasks is trained on ("" for none)
+    eval_tasks: str = "arc1-eval"  # only the demonstrations are trained on; test inputs are held out
+    views: int = 1000  # distinct augmented views (puzzles) per task, identity first
+    permute_background: bool = False  # let colour 0 move too in colour permutations
+    translate: bool = True  # random placement of each training example on its canvas
+    buckets: list[int] = field(default_factory=lambda: [10, 15, 20, 25, 30])  # canvas sides; [30] = fixed
+    max_eval_inputs: int = 400  # held-out test inputs scored at each periodic evaluation (0: all)
+
+
+@dataclass
+class OptimConfig:
+    batch_size: int = 768  # global batch, split evenly over processes
+    max_steps: int = 100000  # optimizer steps (one supervision step each)
+    lr: float = 1e-4  # AdamW learning rate of the network weights
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    weight_decay: float = 0.1
+    puzzle_lr: float = 1e-2  # sign-SGD learning rate of the puzzle-embedding rows
+    puzzle_weight_decay: float = 0.1  # decoupled weight decay on the rows a step touches
+    warmup_steps: int = 2000  # linear warm-up, then cosine decay to lr * lr_min_ratio
+    lr_min_ratio: float = 1.0  # 1.0 keeps the rate constant after warm-up, as the reference does
+    grad_clip: float = 1.0  # clip the global gradient norm (0: off)
+    ema_decay: float = 0.999  # EMA of the weights, used for evaluation and saved (0: off)
+    loss: str = "stablemax"  # output loss: "stablemax" (reference) or "softmax" cross-entropy
+    halt_loss_weight: float = 0.5  # weight of the halt BCE
+    halt_exploration: float = 0.1  # probability an example gets a random minimum number of steps
+
+
+@dataclass
+class RunConfig:
+    seed: int = 0
+    log_every: int = 10  # steps between metrics.jsonl lines
+    eval_every: int = 5000  # steps between held-out evaluations (0: only at the end)
+    save_every: int = 1000  # steps between checkpoints (and one at the end)
+    keep_checkpoints: int = 2  # newest checkpoints kept on disk
+    mixed_precision: str = "auto"  # "auto" (bf16 where the device supports it), "bf16" or "no"
+    compile: bool = False  # torch.compile the network
+    log_with: list[str] = field(default_factory=list)  # Accelerate trackers, e.g. ["tensorboard"]
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    name: str = "custom"  # the named config this was built from
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str = "config") -> "Config":
+        cfg = cls()
+        _update(cfg, d, where)
+        return cfg
+
+
+SECTIONS = ["model", "data", "optim", "run"]
+
+
+def _coerce(value, current, key: str, where: str):
+    """Check `value` against the type of the field's current value."""
+    if isinstance(current, bool):
+        if not isinstance(value, bool):
+            raise UserError(f"{where}: {key} must be true or false, got {value!r}")
+    elif isinstance(current, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UserError(f"{where}: {key} must be an integer, got {value!r}")
+    elif isinstance(current, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UserError(f"{where}: {key} must be a number, got {value!r}")
+        value = float(value)
+    elif isinstance(current, str):
+        if not isinstance(value, str):
+            raise UserError(f"{where}: {key} must be a string, got {value!r}")
+    elif isinstance(current, list):
+        if not isinstance(value, list):
+            raise UserError(f"{where}: {key} must be a list, got {value!r}")
+    return value
+
+
+def _update(cfg: Config, d: dict, where: str) -> None:
+    if not isinstance(d, dict):
+        raise UserError(f"{where}: expected an object of sections")
+    for section, values in d.items():
+        if section == "name":
+            cfg.name = str(values)
+            continue
+        if section not in SECTIONS:
+            raise UserError(f"{where}: unknown config section {section!r} (sections: {', '.join(SECTIONS)})")
+        sub = getattr(cfg, section)
+        if not isinstance(values, dict):
+            raise UserError(f"{where}: section {section!r} must be an object")
+        for key, value in values.items():
+            if not hasattr(sub, key):
+                raise UserError(f"{where}: unknown config key {section}.{key}")
+            setattr(sub, key, _coerce(value, getattr(sub, key), f"{section}.{key}", where))
+
+
+def named_configs() -> list[str]:
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.json"))
+
+
+def load_config(name_or_path: str, overrides: list[str] = ()) -> Config:
+    """A named config (a file in arc_trm/configs) or a JSON file, then `key=value` overrides."""
+    path = Path(name_or_path)
+    if not path.suffix and (CONFIG_DIR / f"{name_or_path}.json").exists():
+        path = CONFIG_DIR / f"{name_or_path}.json"
+    if not path.exists():
+        raise UserError(f"unknown config {name_or_path!r}: use one of {', '.join(named_configs())} "
+                        "or a path to a config JSON")
+    try:
+        d = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}: not valid JSON ({e})") from None
+    cfg = Config.from_dict(d, str(path))
+    if cfg.name == "custom":
+        cfg.name = path.stem
+    apply_overrides(cfg, overrides)
+    check_config(cfg)
+    return cfg
+
+
+def check_config(cfg: Config) -> None:
+    """Refuse values that would fail later, deep inside a run."""
+    m, o, d = cfg.model, cfg.optim, cfg.data
+    problems = [
+        (m.hidden % m.heads == 0, f"model.hidden ({m.hidden}) must be divisible by model.heads ({m.heads})"),
+        ((m.hidden // m.heads) % 4 == 0, "model.hidden / model.heads must be a multiple of 4 (2-D rotary)"),
+        (m.mixer in ("attention", "mlp"), f"model.mixer must be attention or mlp, got {m.mixer!r}"),
+        (o.loss in ("stablemax", "softmax"), f"optim.loss must be stablemax or softmax, got {o.loss!r}"),
+        (min(m.n_latent, m.n_recursion, m.n_supervision, m.layers) >= 1, "n_latent, n_recursion, "
+         "n_supervision and layers must be at least 1"),
+        (m.puzzle_dim <= m.prefix_len * m.hidden, "model.puzzle_dim must fit in prefix_len * hidden"),
+        (o.batch_size >= 1 and o.max_steps >= 0, "optim.batch_size must be >= 1 and max_steps >= 0"),
+        (d.views >= 1, "data.views must be at least 1"),
+        (bool(d.buckets) and all(1 <= b <= 30 for b in d.buckets), "data.buckets must be sides in 1-30"),
+        (cfg.run.mixed_precision in ("auto", "bf16", "no"), "run.mixed_precision must be auto, bf16 or no"),
+    ]
+    for ok, message in problems:
+        if not ok:
+            raise UserError(f"config {cfg.name}: {message}")
+
+
+def apply_overrides(cfg: Config, overrides: list[str]) -> None:
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"override {item!r}: expected key=value")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        if "." in key:
+            section, _, name = key.partition(".")
+        else:
+            owners = [s for s in SECTIONS if hasattr(getattr(cfg, s), key)]
+            if not owners:
+                raise UserError(f"override {item!r}: unknown config key {key!r}")
+            section, name = owners[0], key
+        _update(cfg, {section: {name: value}}, f"override {item!r}")

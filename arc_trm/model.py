@@ -1,0 +1,259 @@
+"""The Tiny Recursive Model (TRM) for ARC grids.
+
+Architecture choices (paper: "Less is More: Recursive Reasoning with Tiny Networks"):
+- three states: x, the embedded question (puzzle prefix + canvas tokens); y, the embedded answer;
+  z, the latent reasoning state. y and z start from fixed random vectors.
+- ONE small network `net` (2 post-norm blocks) does both updates; whether x is in its input tells it
+  which: n times z = net(x + y + z), then y = net(y + z) (`latent_recursion`).
+- `deep_recursion` runs T such recursions, T-1 of them without gradient, and returns the carry (y, z)
+  detached, so each supervision step back-propagates through exactly one full recursion.
+- blocks: non-causal attention through scaled_dot_product_attention (or an MLP over token positions),
+  SwiGLU MLP, RMSNorm after each residual add (post-norm), no biases.
+- positions: 2-D rotary embeddings, half of each head's dims rotated by the row and half by the column,
+  so a cell means the same on any canvas size.
+- task conditioning: one learned row per puzzle (task x view), zero-initialised, padded and reshaped
+  into `prefix_len` prefix tokens. The table is sized by the number of puzzles and is updated sparsely
+  by sign-SGD (see `sparse_sign_sgd`), never by the dense optimizer.
+- heads: output head over the 12 tokens; halt head on the first prefix position, one logit per example,
+  weight zero and bias -5 at init so early steps never halt.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from arc_trm.config import ModelConfig
+from arc_trm.encoding import VOCAB_SIZE
+from arc_trm.tasks import MAX_SIDE
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def rope_2d(head_dim: int, side: int, prefix_len: int, theta: float, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos, sin of shape (prefix_len + side*side, head_dim) for the tokens of a side x side canvas.
+
+    Dims i and i + head_dim/2 form a rotated pair; the first quarter of the pairs turn with the row,
+    the rest with the column. Prefix token p sits at row = column = -(p + 1), away from every cell.
+    """
+    quarter = head_dim // 4
+    inv_freq = 1.0 / (theta ** (torch.arange(quarter, device=device, dtype=torch.float32) / quarter))
+    cells = torch.arange(side, device=device, dtype=torch.float32)
+    prefix = -torch.arange(1, prefix_len + 1, device=device, dtype=torch.float32)
+    rows = torch.cat([prefix, cells.repeat_interleave(side)])  # (L,)
+    cols = torch.cat([prefix, cells.repeat(side)])  # (L,)
+    angles = torch.cat([rows[:, None] * inv_freq, cols[:, None] * inv_freq], dim=-1)  # (L, head_dim/2)
+    angles = torch.cat([angles, angles], dim=-1)  # (L, head_dim)
+    return angles.cos(), angles.sin()
+
+
+def trunc_normal_(w: torch.Tensor, std: float) -> torch.Tensor:
+    return nn.init.trunc_normal_(w, std=std, a=-2 * std, b=2 * std)
+
+
+class Attention(nn.Module):
+    def __init__(self, hidden: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(hidden, 3 * hidden, bias=False)
+        self.out = nn.Linear(hidden, hidden, bias=False)
+
+    def forward(self, h: torch.Tensor, pos: dict) -> torch.Tensor:
+        B, L, D = h.shape
+        q, k, v = self.qkv(h).view(B, L, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)  # (B, nh, L, hd)
+        cos, sin = pos["cos"].to(q.dtype), pos["sin"].to(q.dtype)
+        q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+        o = F.scaled_dot_product_attention(q, k, v, is_causal=False)  # (B, nh, L, hd)
+        return self.out(o.transpose(1, 2).reshape(B, L, D))
+
+
+class TokenMLP(nn.Module):
+    """The MLP token mixer: a SwiGLU across token positions instead of attention.
+
+    Its weights are indexed by absolute position in the largest canvas (prefix + 30x30), and a batch
+    uses the rows of the positions its canvas has, so the mixer too works on any canvas size.
+    """
+
+    def __init__(self, prefix_len: int):
+        super().__init__()
+        self.max_len = prefix_len + MAX_SIDE * MAX_SIDE
+        self.up = nn.Parameter(torch.empty(self.max_len, 2 * self.max_len))  # (positions, 2 * width)
+        self.down = nn.Parameter(torch.empty(self.max_len, self.max_len))  # (width, positions)
+
+    def forward(self, h: torch.Tensor, pos: dict) -> torch.Tensor:
+        index = pos["index"]  # (L,) absolute positions of this canvas's tokens
+        gate, up = torch.einsum("bld,lw->bwd", h, self.up[index]).chunk(2, dim=1)  # (B, width, D) each
+        return torch.einsum("bwd,wl->bld", F.silu(gate) * up, self.down[:, index])
+
+
+class SwiGLU(nn.Module):
+    def __init__(self, hidden: int, expansion: float):
+        super().__init__()
+        inner = 64 * math.ceil(expansion * hidden * 2 / 3 / 64)  # 2/3 keeps the parameter count of a 4x MLP
+        self.gate_up = nn.Linear(hidden, 2 * inner, bias=False)
+        self.down = nn.Linear(inner, hidden, bias=False)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        gate, up = self.gate_up(h).chunk(2, dim=-1)
+        return self.down(F.silu(gate) * up)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.mixer = Attention(cfg.hidden, cfg.heads) if cfg.mixer == "attention" else TokenMLP(cfg.prefix_len)
+        self.mlp = SwiGLU(cfg.hidden, cfg.expansion)
+        self.eps = cfg.norm_eps
+
+    def forward(self, h: torch.Tensor, pos: dict) -> torch.Tensor:
+        h = F.rms_norm(h + self.mixer(h, pos), h.shape[-1:], eps=self.eps)  # post-norm, as the reference
+        return F.rms_norm(h + self.mlp(h), h.shape[-1:], eps=self.eps)
+
+
+class Net(nn.Module):
+    """The one network used for both the latent update and the answer update."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
+
+    def forward(self, h: torch.Tensor, injection: torch.Tensor, pos: dict) -> torch.Tensor:
+        h = h + injection
+        for block in self.blocks:
+            h = block(h, pos)
+        return h
+
+
+class PuzzleEmbedding(nn.Module):
+    """One learned row per puzzle (task x view); row 0 is the blank puzzle.
+
+    The table is a parameter without gradient: a forward pass copies the batch's rows into a leaf
+    tensor that does get a gradient, and `sparse_sign_sgd` then updates only those rows.
+    """
+
+    def __init__(self, num_puzzles: int, dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(num_puzzles, dim), requires_grad=False)
+        self.batch: tuple[torch.Tensor, torch.Tensor] | None = None  # (ids, rows) of the last grad-enabled forward
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        rows = self.weight[ids]  # (B, dim), a copy
+        if self.training and torch.is_grad_enabled():
+            rows.requires_grad_(True)
+            self.batch = (ids, rows)
+        return rows
+
+
+@torch.no_grad()
+def sparse_sign_sgd(emb: PuzzleEmbedding, lr: float, weight_decay: float, gather=lambda t: t) -> None:
+    """Sign-SGD with decoupled weight decay on the rows the last batch touched (as the reference).
+
+    `gather` concatenates a tensor across processes (accelerator.gather); every process then applies
+    the same update to its copy of the table, which therefore stays identical everywhere, and a run on
+    k processes updates exactly like one process with the same global batch.
+    """
+    if emb.batch is None:
+        return
+    ids, rows = emb.batch
+    emb.batch = None
+    grad = rows.grad if rows.grad is not None else torch.zeros_like(rows)
+    ids, grad = gather(ids), gather(grad.float())
+    unique, inverse = ids.unique(return_inverse=True)
+    summed = torch.zeros(len(unique), grad.shape[1], device=grad.device).index_add_(0, inverse, grad)
+    w = emb.weight[unique]
+    emb.weight[unique] = w * (1 - lr * weight_decay) - lr * summed.sign()
+
+
+class TRM(nn.Module):
+    def __init__(self, cfg: ModelConfig, num_puzzles: int):
+        super().__init__()
+        self.cfg = cfg
+        D = cfg.hidden
+        self.embed_scale = math.sqrt(D)
+        self.embed = nn.Embedding(VOCAB_SIZE, D)
+        self.puzzles = PuzzleEmbedding(num_puzzles, cfg.puzzle_dim)
+        self.net = Net(cfg)
+        self.output_head = nn.Linear(D, VOCAB_SIZE, bias=False)
+        self.halt_head = nn.Linear(D, 1, bias=True)
+        self.register_buffer("y_init", torch.empty(D))
+        self.register_buffer("z_init", torch.empty(D))
+        self.init_weights()
+
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        """Every initialisation in one place (as the reference: truncated LeCun normal)."""
+        D = self.cfg.hidden
+        trunc_normal_(self.embed.weight, 1 / math.sqrt(D))
+        for module in self.net.modules():
+            if isinstance(module, nn.Linear):
+                trunc_normal_(module.weight, 1 / math.sqrt(module.in_features))
+            elif isinstance(module, TokenMLP):  # both contract over their first dimension
+                trunc_normal_(module.up, 1 / math.sqrt(module.up.shape[0]))
+                trunc_normal_(module.down, 1 / math.sqrt(module.down.shape[0]))
+        trunc_normal_(self.output_head.weight, 1 / math.sqrt(D))
+        self.halt_head.weight.zero_()
+        self.halt_head.bias.fill_(-5.0)  # start far from halting
+        trunc_normal_(self.y_init, 1.0)
+        trunc_normal_(self.z_init, 1.0)
+        self.puzzles.weight.zero_()
+
+    def positions(self, side: int, device) -> dict:
+        cfg = self.cfg
+        pos = {}
+        if cfg.mixer == "attention":
+            pos["cos"], pos["sin"] = rope_2d(cfg.hidden // cfg.heads, side, cfg.prefix_len, cfg.rope_theta, device)
+        else:
+            cells = torch.arange(side, device=device)
+            grid_index = (cells[:, None] * MAX_SIDE + cells[None, :]).flatten() + cfg.prefix_len
+            pos["index"] = torch.cat([torch.arange(cfg.prefix_len, device=device), grid_index])
+        return pos
+
+    def embed_input(self, tokens: torch.Tensor, puzzle_ids: torch.Tensor) -> torch.Tensor:
+        """x: (B, P + S*S, D) from canvas tokens (B, S, S) and puzzle ids (B,)."""
+        B = tokens.shape[0]
+        P, D = self.cfg.prefix_len, self.cfg.hidden
+        cells = self.embed(tokens.flatten(1).long())  # (B, S*S, D)
+        rows = self.puzzles(puzzle_ids)  # (B, puzzle_dim)
+        prefix = F.pad(rows, (0, P * D - rows.shape[1])).view(B, P, D).to(cells.dtype)
+        return self.embed_scale * torch.cat([prefix, cells], dim=1)
+
+    def initial_carry(self, batch_size: int, side: int) -> tuple[torch.Tensor, torch.Tensor]:
+        L = self.cfg.prefix_len + side * side
+        y = self.y_init.expand(batch_size, L, -1).clone()  # (B, L, D)
+        z = self.z_init.expand(batch_size, L, -1).clone()  # (B, L, D)
+        return y, z
+
+    def latent_recursion(self, x, y, z, pos):
+        for _ in range(self.cfg.n_latent):  # n in paper
+            z = self.net(z, x + y, pos)  # with x: refine the latent reasoning
+        y = self.net(y, z, pos)  # without x: update the answer from the latent
+        return y, z
+
+    def deep_recursion(self, x, y, z, pos):
+        # T-1 recursions without gradient improve (y, z) cheaply; the last one carries the gradient
+        # (full back-propagation through one recursion, no fixed-point approximation).
+        with torch.no_grad():
+            for _ in range(self.cfg.n_recursion - 1):  # T in paper
+                y, z = self.latent_recursion(x, y, z, pos)
+        return self.latent_recursion(x, y, z, pos)
+
+    def forward(self, tokens: torch.Tensor, puzzle_ids: torch.Tensor, y: torch.Tensor, z: torch.Tensor):
+        """One supervision step. tokens (B, S, S), puzzle_ids (B,), carry y, z (B, P + S*S, D).
+
+        Returns the carry detached (deep supervision: no gradient flows between steps), the output
+        logits (B, S*S, 12) and the halt logits (B,).
+        """
+        B, S, _ = tokens.shape
+        P = self.cfg.prefix_len
+        assert y.shape == z.shape == (B, P + S * S, self.cfg.hidden), \
+            f"carry {tuple(y.shape)} does not fit tokens {tuple(tokens.shape)} with prefix {P}"
+        pos = self.positions(S, tokens.device)
+        x = self.embed_input(tokens, puzzle_ids)
+        y, z = self.deep_recursion(x, y.to(x.dtype), z.to(x.dtype), pos)
+        logits = self.output_head(y[:, P:])  # (B, S*S, 12)
+        halt_logits = self.halt_head(y[:, 0]).squeeze(-1)  # (B,)
+        return y.detach(), z.detach(), logits, halt_logits
