@@ -1,0 +1,135 @@
+"""Augmentations: every view inverts exactly, dihedral ids agree with numpy, strings round-trip, and
+view sampling is seeded, distinct by content and starts with the identity."""
+
+import numpy as np
+import pytest
+
+from arc_trm.augment import (
+    DIHEDRAL_COMPOSE,
+    DIHEDRAL_INVERSE,
+    DIHEDRAL_NAMES,
+    View,
+    dihedral,
+    random_view,
+    sample_views,
+    task_digest,
+)
+from arc_trm.tasks import MAX_SIDE, Task
+
+SHAPES = [(h, w) for h in range(1, MAX_SIDE + 1) for w in range(1, MAX_SIDE + 1)]
+
+
+def _anti_transpose(g: np.ndarray) -> np.ndarray:
+    """out[i, j] = g[H-1-j, W-1-i], written out by index so it does not lean on numpy's flips."""
+    h, w = g.shape
+    return np.array([[g[h - 1 - j, w - 1 - i] for j in range(h)] for i in range(w)], dtype=g.dtype)
+
+
+NUMPY_DIHEDRAL = [
+    lambda g: g,
+    lambda g: np.rot90(g, 1),
+    lambda g: np.rot90(g, 2),
+    lambda g: np.rot90(g, 3),
+    np.fliplr,
+    np.flipud,
+    lambda g: g.T,
+    _anti_transpose,
+]
+
+
+@pytest.mark.parametrize("d", range(8), ids=DIHEDRAL_NAMES)
+def test_dihedral_agrees_with_numpy(d):
+    rng = np.random.default_rng(d)
+    for h, w in [(1, 1), (1, 5), (4, 1), (3, 7), (6, 6), (30, 29)]:
+        g = rng.integers(0, 10, (h, w), dtype=np.uint8)
+        assert np.array_equal(dihedral(g, d), NUMPY_DIHEDRAL[d](g)), (d, h, w)
+
+
+def test_dihedral_rejects_bad_id():
+    with pytest.raises(ValueError):
+        dihedral(np.zeros((2, 2), np.uint8), 8)
+
+
+def test_compose_agrees_with_applying_twice():
+    g = np.random.default_rng(0).integers(0, 10, (4, 7), dtype=np.uint8)
+    for a in range(8):
+        for b in range(8):
+            assert np.array_equal(dihedral(dihedral(g, b), a), dihedral(g, DIHEDRAL_COMPOSE[a][b])), (a, b)
+        assert DIHEDRAL_COMPOSE[DIHEDRAL_INVERSE[a]][a] == 0
+
+
+@pytest.mark.parametrize("permute_background", [False, True])
+def test_invert_apply_round_trip_every_shape(permute_background):
+    rng = np.random.default_rng(1 + permute_background)
+    for h, w in SHAPES:
+        g = rng.integers(0, 10, (h, w), dtype=np.uint8)
+        colours = random_view(rng, permute_background).colours
+        for d in range(8):
+            view = View(d, colours)
+            out = view.apply(g)
+            assert out.dtype == np.uint8
+            assert out.shape == ((w, h) if d in (1, 3, 6, 7) else (h, w))
+            assert np.array_equal(view.invert(out), g), (str(view), h, w)
+
+
+def test_colour_permutation_keeps_background_unless_asked():
+    rng = np.random.default_rng(3)
+    assert all(random_view(rng).colours[0] == 0 for _ in range(50))
+    assert any(random_view(rng, permute_background=True).colours[0] != 0 for _ in range(50))
+
+
+def test_apply_maps_colours_after_the_dihedral():
+    g = np.array([[0, 1, 2]], dtype=np.uint8)
+    view = View(1, (0, 2, 1, 3, 4, 5, 6, 7, 8, 9))  # rot90, swap colours 1 and 2
+    assert view.apply(g).tolist() == [[1], [2], [0]]
+
+
+def test_then_agrees_with_applying_in_order():
+    rng = np.random.default_rng(4)
+    g = rng.integers(0, 10, (5, 3), dtype=np.uint8)
+    for _ in range(50):
+        first, second = random_view(rng, True), random_view(rng, True)
+        assert np.array_equal(first.then(second).apply(g), second.apply(first.apply(g)))
+
+
+def test_view_string_round_trip():
+    rng = np.random.default_rng(5)
+    for _ in range(100):
+        v = random_view(rng, permute_background=bool(rng.integers(2)))
+        v = View(v.dihedral, v.colours, (int(rng.integers(0, 30)), int(rng.integers(0, 30))))
+        assert View.parse(str(v)) == v
+    assert str(View()) == "d0-c0123456789-t0.0"
+
+
+@pytest.mark.parametrize("text", ["", "d8-c0123456789-t0.0", "d1-c012345678-t0.0", "d1-c0123456789",
+                                  "d1-c0123456789-t1.2 ", "d1-c0123456788-t0.0"])
+def test_view_parse_rejects_bad_strings(text):
+    with pytest.raises(ValueError):
+        View.parse(text)
+
+
+def _task(grids: list[np.ndarray]) -> Task:
+    return Task("t", [(grids[0], grids[1])], [grids[2]])
+
+
+def test_sample_views_seeded_distinct_identity_first():
+    rng = np.random.default_rng(6)
+    task = _task([rng.integers(0, 10, (3, 4), dtype=np.uint8) for _ in range(3)])
+    views = sample_views(task, 40, np.random.default_rng(7))
+    assert len(views) == 40
+    assert views[0] == View()
+    assert views == sample_views(task, 40, np.random.default_rng(7))
+    assert views != sample_views(task, 40, np.random.default_rng(8))
+    assert len({task_digest(task, v) for v in views}) == 40
+
+
+def test_symmetric_task_gets_fewer_views():
+    # all background: no colour permutation (0 fixed) or dihedral changes the content
+    blank = np.zeros((3, 3), dtype=np.uint8)
+    assert sample_views(_task([blank] * 3), 10, np.random.default_rng(0)) == [View()]
+    # one colour-1 cell in the centre: dihedrals do nothing, only the 9 choices of its colour differ
+    dot = blank.copy()
+    dot[1, 1] = 1
+    views = sample_views(_task([dot] * 3), 20, np.random.default_rng(0))
+    assert len(views) == 9
+    assert len({task_digest(_task([dot] * 3), v) for v in views}) == 9
