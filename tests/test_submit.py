@@ -1,0 +1,234 @@
+"""`arc-trm submit` against a fake Kaggle API on http://localhost:80, driven by the real kaggle client.
+
+With KAGGLE_API_ENVIRONMENT=LOCALHOST the kaggle client (kagglesdk) POSTs JSON to
+http://localhost/api/v1/<service>/<method> and PUTs file bodies to the upload URL that StartBlobUpload
+returns, so the fake server below answers those methods, hands out upload URLs pointing back at itself,
+and records everything. CI runs as root, so port 80 is free to bind.
+"""
+
+import errno
+import io
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from conftest import ARC_TRM
+
+from arc_trm.kaggle_submit import DEPENDENCY_WHEELS
+
+KERNEL, DATASET, COMPETITION = "alice/arc-trm-test", "alice/arc-trm-test-assets", "arc-prize-2025"
+KERNEL_VERSION = 7
+API = "/api/v1/"
+
+
+class FakeKaggle(BaseHTTPRequestHandler):
+    """Answers the kaggle client's calls; `server.calls` gets (method name, JSON body, headers)."""
+
+    def log_message(self, *args) -> None:  # keep pytest output quiet
+        pass
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            data = b""
+            while size := int(self.rfile.readline().strip(), 16):
+                data += self.rfile.read(size)
+                self.rfile.readline()
+            self.rfile.readline()
+            return data
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _reply(self, code: int, obj: dict) -> None:
+        body = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_PUT(self) -> None:  # a blob upload to the URL StartBlobUpload handed out
+        self.server.uploads[self.path.rsplit("/", 1)[1]] = self._body()
+        self._reply(200, {})
+
+    def do_POST(self) -> None:
+        body = self._body()
+        if not self.path.startswith(API):
+            return self._reply(404, {"code": 404, "message": f"no route {self.path}"})
+        method = self.path[len(API):].split("/", 1)[1]
+        request = json.loads(body or b"{}")
+        server = self.server
+        server.calls.append((method, request, dict(self.headers)))
+        if method == "GetDatasetStatus":
+            if not server.datasets:
+                return self._reply(404, {"code": 404, "message": "Not found"})
+            return self._reply(200, {"status": "READY"})
+        if method == "StartBlobUpload":
+            token = f"blob{len(server.uploads_started)}"
+            server.uploads_started[token] = request
+            port = server.server_address[1]
+            return self._reply(200, {"token": token, "createUrl": f"http://localhost:{port}/upload/{token}"})
+        if method == "CreateDataset":
+            server.datasets.append(request)
+            return self._reply(200, {"ref": DATASET, "url": f"http://localhost/datasets/{DATASET}",
+                                     "status": "Ok", "error": ""})
+        if method == "SaveKernel":
+            return self._reply(200, {"ref": f"/code/{KERNEL}", "url": f"http://localhost/code/{KERNEL}",
+                                     "versionNumber": KERNEL_VERSION, "error": ""})
+        if method == "GetKernelSessionStatus":
+            return self._reply(200, {"status": "COMPLETE"})
+        if method == "CreateCodeSubmission":
+            return self._reply(200, {"message": "Successfully submitted", "ref": 4242})
+        return self._reply(404, {"code": 404, "message": f"fake Kaggle has no {method}"})
+
+
+def _bind(deadline_s: float = 90) -> ThreadingHTTPServer:
+    """The server on localhost:80, waiting while another run of these tests holds the port."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            return ThreadingHTTPServer(("localhost", 80), FakeKaggle)
+        except OSError as e:
+            if e.errno != errno.EADDRINUSE or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+@pytest.fixture
+def fake_kaggle():
+    server = _bind()
+    server.calls, server.uploads, server.uploads_started, server.datasets = [], {}, {}, []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    """(checkpoint dir with two files, a tiny notebook) in tmp_path; nothing is written to the repo."""
+    checkpoint = tmp_path / "ckpt"
+    checkpoint.mkdir()
+    (checkpoint / "config.json").write_text('{"hidden": 8}')
+    (checkpoint / "model.safetensors").write_bytes(b"\0" * 1000)
+    notebook = tmp_path / "nb.ipynb"
+    notebook.write_text(json.dumps({"cells": [{"cell_type": "code", "source": ["print(1)"], "metadata": {},
+                                               "outputs": [], "execution_count": None}],
+                                    "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    return checkpoint, notebook
+
+
+@pytest.fixture(scope="module")
+def wheel_cache(tmp_path_factory):
+    """The dependency wheels, downloaded once (or from $ARC_TRM_WHEEL_CACHE), for --wheels-from."""
+    if os.environ.get("ARC_TRM_WHEEL_CACHE"):
+        return os.environ["ARC_TRM_WHEEL_CACHE"]
+    from importlib.metadata import version
+
+    folder = tmp_path_factory.mktemp("wheels")
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(folder),
+                    *(f"{n}=={version(n)}" for n in DEPENDENCY_WHEELS)], check=True)
+    return str(folder)
+
+
+def _submit(tmp_path, *args, credentials: bool = True) -> subprocess.CompletedProcess:
+    """`arc-trm submit --kernel KERNEL ARGS` with a clean HOME, the client pointed at localhost."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_")}
+    (tmp_path / "home").mkdir(exist_ok=True)
+    (tmp_path / "tmp").mkdir(exist_ok=True)
+    env.update(HOME=str(tmp_path / "home"), TMPDIR=str(tmp_path / "tmp"), KAGGLE_API_ENVIRONMENT="LOCALHOST")
+    if credentials:
+        env.update(KAGGLE_USERNAME="alice", KAGGLE_KEY="fake-key")
+    return subprocess.run([ARC_TRM, "submit", "--kernel", KERNEL, "--staging", str(tmp_path / "stage"),
+                           *map(str, args)], capture_output=True, text=True, env=env, timeout=120)
+
+
+@pytest.mark.slow
+def test_submit_uploads_dataset_pushes_kernel_and_submits(tmp_path, fake_kaggle, inputs):
+    checkpoint, notebook = inputs
+    result = _submit(tmp_path, "--checkpoint", checkpoint, "--notebook", notebook, "--message", "first try")
+    assert result.returncode == 0, result.stdout + result.stderr
+    methods = [m for m, _, _ in fake_kaggle.calls]
+    # the dataset did not exist: created, then polled until ready, then the kernel, then the submission
+    assert methods.index("CreateDataset") < methods.index("SaveKernel") < methods.index("CreateCodeSubmission")
+    assert methods.index("GetKernelSessionStatus") < methods.index("CreateCodeSubmission")
+    assert all(h.get("Authorization", "").startswith("Basic ") for _, _, h in fake_kaggle.calls)
+
+    # the dataset: wheels/ and checkpoint/ uploaded as zips whose tokens the CreateDataset call names
+    (dataset,) = fake_kaggle.datasets
+    assert (dataset["ownerSlug"], dataset["slug"]) == tuple(DATASET.split("/"))
+    assert dataset["isPrivate"] is True
+    assert {f["token"] for f in dataset["files"]} == set(fake_kaggle.uploads) == set(fake_kaggle.uploads_started)
+    by_name = {fake_kaggle.uploads_started[t]["name"]: data for t, data in fake_kaggle.uploads.items()}
+    assert set(by_name) == {"wheels.zip", "checkpoint.zip"}
+    wheels = zipfile.ZipFile(io.BytesIO(by_name["wheels.zip"])).namelist()
+    for name in ("arc_trm", *DEPENDENCY_WHEELS):
+        assert any(w.startswith(f"{name}-") and w.endswith(".whl") for w in wheels), (name, wheels)
+    ckpt = zipfile.ZipFile(io.BytesIO(by_name["checkpoint.zip"]))
+    assert sorted(ckpt.namelist()) == ["config.json", "model.safetensors"]
+    assert ckpt.read("model.safetensors") == b"\0" * 1000
+
+    # the kernel: internet off, GPU on, our dataset and the competition attached, the notebook as text
+    (push,) = [r for m, r, _ in fake_kaggle.calls if m == "SaveKernel"]
+    assert push["slug"] == KERNEL and push["kernelType"] == "notebook" and push["language"] == "python"
+    assert push["enableInternet"] is False and push["enableGpu"] is True
+    assert push["datasetDataSources"] == [DATASET] and push["competitionDataSources"] == [COMPETITION]
+    assert json.loads(push["text"])["cells"][0]["source"] == "print(1)"
+
+    # the submission: that kernel version's submission.json, with the message
+    (sub,) = [r for m, r, _ in fake_kaggle.calls if m == "CreateCodeSubmission"]
+    assert sub == {"competitionName": COMPETITION, "kernelOwner": "alice", "kernelSlug": "arc-trm-test",
+                   "kernelVersion": KERNEL_VERSION, "fileName": "submission.json",
+                   "submissionDescription": "first try"}
+    assert f"submitted {KERNEL} version {KERNEL_VERSION} to {COMPETITION}" in result.stdout
+
+
+def test_dry_run_stages_and_prints_commands_without_network(tmp_path, fake_kaggle, inputs, wheel_cache):
+    checkpoint, notebook = inputs
+    result = _submit(tmp_path, "--checkpoint", checkpoint, "--notebook", notebook, "--wheels-from", wheel_cache,
+                     "--dry-run", credentials=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert fake_kaggle.calls == [] and fake_kaggle.uploads == {}
+    stage = tmp_path / "stage"
+    for line in (f"kaggle datasets create -p {stage / 'dataset'} --dir-mode zip",
+                 f"kaggle kernels push -p {stage / 'kernel'}",
+                 f"kaggle competitions submit {COMPETITION} -k {KERNEL} -v N -f submission.json"):
+        assert line in result.stdout, line
+    meta = json.loads((stage / "kernel" / "kernel-metadata.json").read_text())
+    assert meta["id"] == KERNEL and meta["enable_internet"] is False and meta["enable_gpu"] is True
+    assert meta["dataset_sources"] == [DATASET] and meta["competition_sources"] == [COMPETITION]
+    assert (stage / "kernel" / meta["code_file"]).read_text() == notebook.read_text()
+    assert json.loads((stage / "dataset" / "dataset-metadata.json").read_text())["id"] == DATASET
+    assert sorted(p.name for p in (stage / "dataset" / "checkpoint").iterdir()) == ["config.json",
+                                                                                   "model.safetensors"]
+    wheels = [p.name for p in (stage / "dataset" / "wheels").iterdir()]
+    assert len(wheels) == 1 + len(DEPENDENCY_WHEELS) and any(w.startswith("arc_trm-") for w in wheels)
+
+
+def test_missing_credentials_exit_2_before_anything(tmp_path, inputs):
+    checkpoint, notebook = inputs
+    result = _submit(tmp_path, "--checkpoint", checkpoint, "--notebook", notebook, credentials=False)
+    assert result.returncode == 2, result.stdout + result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("arc-trm submit: error: no Kaggle credentials") and "KAGGLE_API_TOKEN" in line
+    assert not (tmp_path / "stage").exists()
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--notebook", "missing.ipynb"], "missing.ipynb"),
+    (["--kernel", "no-slash"], "'no-slash'"),
+    (["--checkpoint", "nowhere"], "nowhere"),
+])
+def test_bad_arguments_exit_2_naming_them(tmp_path, inputs, args, fragment):
+    checkpoint, notebook = inputs
+    defaults = {"--notebook": notebook, "--checkpoint": checkpoint}
+    defaults.update(dict(zip(args[::2], args[1::2], strict=True)))
+    result = _submit(tmp_path, *(x for kv in defaults.items() for x in kv), "--dry-run")
+    assert result.returncode == 2, result.stdout + result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert fragment in line, line
