@@ -49,6 +49,25 @@ def cmd_submit(args: argparse.Namespace) -> None:
            accelerator=args.accelerator, wait_timeout=args.wait_timeout, dry_run=args.dry_run)
 
 
+def cmd_show(args: argparse.Namespace) -> None:
+    from arc_trm.render import show
+
+    print(show(args.task_id, args.dataset, args.out or f"{args.task_id}.svg", args.submission))
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from arc_trm.render import write_report
+    from arc_trm.tasks import load_tasks
+
+    print(write_report(args.eval_dir, load_tasks(args.dataset), args.order))
+
+
+def cmd_plot(args: argparse.Namespace) -> None:
+    from arc_trm.render import plot_runs
+
+    print(plot_runs(args.run_dirs, args.out))
+
+
 def build_parser() -> argparse.ArgumentParser:
     from arc_trm import __version__
 
@@ -93,6 +112,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="longest wait for the dataset to be ready and for the notebook run (default: %(default)s)")
     p.add_argument("--dry-run", action="store_true", help="stage everything and print the kaggle commands; no network")
     p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("show", help="draw a task, and a submission's attempts for it, as SVG, PNG or HTML")
+    p.add_argument("task_id", metavar="TASK_ID")
+    p.add_argument("--dataset", required=True, metavar="SOURCE",
+                   help="dataset name (see `arc-trm datasets`) or Kaggle challenges JSON")
+    p.add_argument("--submission", metavar="FILE|DIR",
+                   help="submission JSON, or an evaluation directory (then vote counts are shown too)")
+    p.add_argument("--out", metavar="FILE", help="FILE.svg, FILE.png or FILE.html (default: TASK_ID.svg)")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("report", help="write EVAL_DIR/report.html: scores, then every task drawn")
+    p.add_argument("eval_dir", metavar="EVAL_DIR", help="directory with submission.json and results.json")
+    p.add_argument("--dataset", required=True, metavar="SOURCE", help="the tasks the evaluation answered")
+    p.add_argument("--order", default="failed-first", help="failed-first (default) or solved-first")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("plot", help="training curves of one or more runs (their metrics.jsonl), overlaid")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--out", default="curves.png", metavar="FILE.png", help="default: curves.png")
+    p.set_defaults(func=cmd_plot)
 
     return parser
 
