@@ -15,6 +15,12 @@ def cmd_datasets(args: argparse.Namespace) -> None:
         print(f"{name:<18}{len(tasks):>7}{sum(len(t.test_inputs) for t in tasks):>13}")
 
 
+def cmd_train(args: argparse.Namespace) -> None:
+    from arc_trm.train import train_command
+
+    train_command(args)
+
+
 def cmd_validate(args: argparse.Namespace) -> None:
     from arc_trm.submission import load_submission, validate_submission
     from arc_trm.tasks import load_tasks
@@ -77,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("datasets", help="list dataset names with their task and test-input counts")
     p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("train", help="train a TRM (same as scripts/train.py); an existing --out resumes")
+    from arc_trm.train import add_train_arguments
+
+    add_train_arguments(p)
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("validate", help="check a Kaggle submission JSON against the tasks it answers")
     p.add_argument("file", help="submission JSON")

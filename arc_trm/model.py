@@ -257,3 +257,28 @@ class TRM(nn.Module):
         logits = self.output_head(y[:, P:])  # (B, S*S, 12)
         halt_logits = self.halt_head(y[:, 0]).squeeze(-1)  # (B,)
         return y.detach(), z.detach(), logits, halt_logits
+
+    @torch.no_grad()
+    def solve(self, tokens: torch.Tensor, puzzle_ids: torch.Tensor, stop_on_halt: bool = False):
+        """Run all N_sup supervision steps (evaluation keeps batches uniform) from a fresh carry.
+
+        Returns the predicted canvas (B, S, S) and the halt probability (B,) of the last step; with
+        `stop_on_halt`, each example keeps the prediction of the first step whose halt logit was > 0
+        (and the loop ends once every example has halted).
+        """
+        B, S, _ = tokens.shape
+        y, z = self.initial_carry(B, S)
+        y, z = y.to(tokens.device), z.to(tokens.device)
+        prediction = torch.zeros(B, S * S, dtype=torch.long, device=tokens.device)
+        halt_prob = torch.zeros(B, device=tokens.device)
+        done = torch.zeros(B, dtype=torch.bool, device=tokens.device)
+        for _ in range(self.cfg.n_supervision):  # N_sup in paper
+            y, z, logits, halt_logits = self(tokens, puzzle_ids, y, z)
+            keep = ~done
+            prediction[keep] = logits.argmax(-1)[keep]
+            halt_prob[keep] = torch.sigmoid(halt_logits.float())[keep]
+            if stop_on_halt:
+                done |= halt_logits > 0
+                if done.all():
+                    break
+        return prediction.view(B, S, S), halt_prob
