@@ -21,6 +21,55 @@ def cmd_train(args: argparse.Namespace) -> None:
     train_command(args)
 
 
+def cmd_adapt(args: argparse.Namespace) -> None:
+    from arc_trm.adapt import adapt
+    from arc_trm.tasks import load_tasks
+
+    out = adapt(args.checkpoint, load_tasks(args.tasks), args.out, mode=args.mode, steps=args.steps,
+                time_budget=args.time_budget, views=args.views, overrides=args.overrides)
+    print(f"adapted checkpoint: {out}")
+
+
+def _solve_args(args: argparse.Namespace) -> dict:
+    return {"views": args.views, "time_budget": args.time_budget, "no_adapt": args.no_adapt,
+            "adapt_mode": args.mode, "adapt_steps": args.adapt_steps, "stop_on_halt": args.stop_on_halt,
+            "batch_size": args.batch_size}
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    from arc_trm.evaluate import solve
+    from arc_trm.tasks import load_tasks
+
+    tasks = load_tasks(args.tasks)
+    solve(args.checkpoint, tasks, args.out, **_solve_args(args))
+    print(f"wrote {args.out}: {len(tasks)} tasks, {sum(len(t.test_inputs) for t in tasks)} test inputs")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from arc_trm.evaluate import evaluate, print_scores
+    from arc_trm.tasks import load_tasks
+
+    out = Path(args.out or f"runs/eval-{Path(args.dataset).stem}")
+    res = evaluate(args.checkpoint, load_tasks(args.dataset), args.dataset, out, **_solve_args(args))
+    print_scores(res, out, args.json)
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    import json
+    from pathlib import Path
+
+    from arc_trm.evaluate import demo, print_scores
+
+    res = demo(args.tasks, args.out, args.minutes, args.overrides)
+    if args.json:
+        print(json.dumps({"scores": res["scores"], "seconds": res["seconds"], "out": args.out}))
+    else:
+        print_scores(res, Path(args.out), as_json=False)
+        print(f"demo finished in {res['seconds']:.0f} s")
+
+
 def cmd_validate(args: argparse.Namespace) -> None:
     from arc_trm.submission import load_submission, validate_submission
     from arc_trm.tasks import load_tasks
@@ -89,6 +138,54 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_train_arguments(p)
     p.set_defaults(func=cmd_train)
+
+    def solve_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--checkpoint", required=True, help="a run directory or checkpoint folder")
+        p.add_argument("--views", type=int, default=None, help="views voted over per test input (default: all "
+                       "the views the puzzle rows were trained under)")
+        p.add_argument("--time-budget", type=float, default=None, metavar="S",
+                       help="finish within S seconds (adaptation gets 60%% when there are unseen tasks)")
+        p.add_argument("--no-adapt", action="store_true", help="do not adapt to tasks the checkpoint has not seen")
+        p.add_argument("--mode", choices=["rows", "full"], default="rows",
+                       help="adaptation: new puzzle rows only, or rows plus every weight")
+        p.add_argument("--adapt-steps", type=int, default=1000, help="adaptation steps (or until the budget)")
+        p.add_argument("--stop-on-halt", action="store_true",
+                       help="keep each view's answer from the first step its halt head says stop")
+        p.add_argument("--batch-size", type=int, default=None, help="views per batch (default: min(batch, 256))")
+
+    p = sub.add_parser("adapt", help="teach a checkpoint unseen tasks from their demonstrations")
+    p.add_argument("--checkpoint", required=True, help="a run directory or checkpoint folder")
+    p.add_argument("--tasks", required=True, help="a dataset name or a Kaggle challenges JSON")
+    p.add_argument("--out", required=True, help="run directory for the adapted checkpoint (an existing one resumes)")
+    p.add_argument("--mode", choices=["rows", "full"], default="rows",
+                   help="train the new puzzle rows only, or rows plus every weight")
+    p.add_argument("--steps", type=int, default=1000, help="adaptation steps")
+    p.add_argument("--time-budget", type=float, default=None, metavar="S", help="stop after S seconds")
+    p.add_argument("--views", type=int, default=None, help="views (puzzle rows) per new task (default: config's)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. batch_size=64")
+    p.set_defaults(func=cmd_adapt)
+
+    p = sub.add_parser("predict", help="vote over views of every test input and write a Kaggle submission")
+    p.add_argument("--tasks", required=True, help="a dataset name or a Kaggle challenges JSON")
+    p.add_argument("--out", required=True, help="the submission JSON to write")
+    solve_options(p)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("evaluate", help="adapt if needed, predict, score: pass@k, report.html, results.json")
+    p.add_argument("--dataset", required=True, help="a dataset name or a Kaggle challenges JSON")
+    p.add_argument("--out", default=None, help="output directory (default: runs/eval-DATASET)")
+    p.add_argument("--json", action="store_true", help="print the scores as one JSON object")
+    solve_options(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("demo", help="train tiny-cpu on small ARC tasks, predict with voting, score (CPU, minutes)")
+    p.add_argument("--tasks", default="arc1-small", help="task source with solutions (default: arc1-small, "
+                   "the 46 ARC-AGI-1 training tasks whose grids are all at most 6x6)")
+    p.add_argument("--out", default="runs/demo", help="output directory; the submission is OUT/submission.json")
+    p.add_argument("--minutes", type=float, default=7.0, help="training budget in minutes")
+    p.add_argument("--json", action="store_true", help="print the scores as one JSON object")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="tiny-cpu config overrides")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("validate", help="check a Kaggle submission JSON against the tasks it answers")
     p.add_argument("file", help="submission JSON")

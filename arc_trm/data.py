@@ -27,7 +27,8 @@ class PuzzleSet:
 
     @property
     def num_rows(self) -> int:
-        return 1 + sum(len(v) for v in self.views)  # + the blank row 0
+        """Rows a table needs for this set: up to its last view's row (row 0 is the blank puzzle)."""
+        return max((first + len(v) for first, v in zip(self.first_row, self.views)), default=1)
 
     def row(self, task_index: int, view_index: int) -> int:
         return self.first_row[task_index] + view_index

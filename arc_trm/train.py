@@ -44,9 +44,9 @@ from arc_trm.tasks import Task, load_tasks
 class TrainingData:
     """What a run trains on: every task's trainable pairs, its puzzles, and the held-out test inputs."""
 
-    tasks: list[Task]
-    pairs: list[list[tuple[np.ndarray, np.ndarray]]]  # trainable pairs per task
-    puzzles: PuzzleSet
+    tasks: list[Task | None]  # aligned with puzzles.task_ids; None for a task this run does not load
+    pairs: list[list[tuple[np.ndarray, np.ndarray]]]  # trainable pairs per task (may be empty)
+    puzzles: PuzzleSet  # every puzzle of the model's table, saved with each checkpoint
     eval_items: list[tuple[int, int]]  # (task index, test index) scored at evaluation
 
 
@@ -363,11 +363,12 @@ class Trainer:
     # ---- the loop ------------------------------------------------------------------------------------
     def fit(self, max_steps: int | None = None, time_budget: float | None = None) -> dict:
         """Train until `max_steps` (default: the config's) or `time_budget` seconds, whichever comes first."""
+        from accelerate.utils import broadcast_object_list
         from tqdm.auto import tqdm
 
         cfg, acc = self.cfg, self.accelerator
         max_steps = cfg.optim.max_steps if max_steps is None else max_steps
-        started = time.monotonic()
+        started, first_step = time.monotonic(), self.step
         metrics_path = self.out_dir / "metrics.jsonl"
         if acc.is_main_process:
             self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -377,10 +378,21 @@ class Trainer:
         bar = tqdm(total=max_steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True,
                    disable=not acc.is_main_process or self.quiet, file=sys.stderr)
         window_start, window_examples = time.monotonic(), 0
+        planned = time_budget is None
         try:
             while self.step < max_steps:
-                if time_budget is not None and time.monotonic() - started > time_budget:
-                    break
+                elapsed = time.monotonic() - started
+                if time_budget is not None and acc.num_processes == 1 and elapsed > time_budget:
+                    break  # (several processes stop together at the planned step instead)
+                if not planned and elapsed > min(20.0, time_budget / 10):
+                    # fit the schedule to the budget: the cosine ends at the step the budget allows,
+                    # as measured on the main process and shared so every process stops together
+                    rate = (self.step - first_step) / elapsed
+                    plan = [min(max_steps, self.step + int(rate * (time_budget - elapsed)))]
+                    max_steps = max(broadcast_object_list(plan)[0], self.step + 1)
+                    cfg.optim.max_steps = max_steps
+                    bar.total = max_steps
+                    planned = True
                 m = self.train_step()
                 window_examples += cfg.optim.batch_size
                 self.last_metrics.update(m)
@@ -458,7 +470,7 @@ def check_resumable(cfg: Config, ckpt: Path) -> None:
                             "use a new --out directory or the same config")
 
 
-def run_training(cfg: Config, out_dir: str | Path, quiet: bool = False) -> dict:
+def run_training(cfg: Config, out_dir: str | Path, quiet: bool = False, time_budget: float | None = None) -> dict:
     """Train `cfg` in `out_dir`, resuming from its latest checkpoint if there is one."""
     out_dir = Path(out_dir)
     ckpt = latest_checkpoint(out_dir)
@@ -472,7 +484,7 @@ def run_training(cfg: Config, out_dir: str | Path, quiet: bool = False) -> dict:
         trainer.resume(ckpt)
         if trainer.accelerator.is_main_process and not quiet:
             print(f"resuming from {ckpt} at step {trainer.step}", file=sys.stderr)
-    return trainer.fit()
+    return trainer.fit(time_budget=time_budget)
 
 
 def add_train_arguments(parser) -> None:

@@ -1,0 +1,248 @@
+"""Solving test inputs: views -> recursion -> crop -> invert -> vote -> top two.
+
+Every test input is run under V views of its task (the views its puzzle rows were trained under),
+batched across tasks and views of one canvas bucket. Each predicted canvas is cropped to a grid
+(encoding.decode), mapped back by the inverse view and counted as a vote for that grid; candidates
+rank by (vote count, mean halt probability), and the top two are attempt_1 and attempt_2 (attempt_2
+repeats attempt_1 when there is one candidate).
+
+Views are processed in rounds (the identity view of every task first), and after each round the
+submission is rewritten atomically, so a time budget, a Ctrl-C or a crash always leaves a valid file
+that covers every task. Under `accelerate launch` the work items are split across processes and the
+votes gathered before writing.
+"""
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from arc_trm.config import Config
+from arc_trm.data import PuzzleSet, estimate_output_side
+from arc_trm.encoding import canvas_side, decode, encode
+from arc_trm.errors import UserError
+from arc_trm.model import TRM
+from arc_trm.submission import fallback_submission, make_submission, write_submission
+from arc_trm.tasks import Task
+
+
+# ---- checkpoints --------------------------------------------------------------------------------------
+def load_checkpoint(path: str | Path, use_ema: bool = True) -> tuple[Config, PuzzleSet, TRM]:
+    """The config, puzzle layout and model of a checkpoint folder or run directory (EMA weights
+    applied when saved). Missing or corrupt files raise UserError naming them."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from arc_trm.train import latest_checkpoint
+
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"checkpoint {path}: no such directory")
+    ckpt = latest_checkpoint(path)
+    if ckpt is None:
+        raise UserError(f"checkpoint {path}: no trainer_state.json here and no `latest` pointing at one")
+    try:
+        cfg = Config.from_dict(json.loads((ckpt / "config.json").read_text()), str(ckpt / "config.json"))
+        puzzles = PuzzleSet.from_json((ckpt / "puzzles.json").read_text())
+    except (OSError, ValueError, KeyError) as e:
+        raise UserError(f"checkpoint {ckpt}: config.json or puzzles.json is missing or corrupt ({e})") from None
+    model = TRM(cfg.model, puzzles.num_rows)
+    try:
+        state = load_file(ckpt / "model.safetensors")
+        ema = load_file(ckpt / "ema.safetensors") if use_ema and (ckpt / "ema.safetensors").exists() else {}
+    except (OSError, SafetensorError) as e:
+        raise UserError(f"checkpoint {ckpt}: model.safetensors or ema.safetensors is missing or corrupt ({e})") \
+            from None
+    try:
+        model.load_state_dict({**state, **ema})
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[-1].strip()
+        raise UserError(f"checkpoint {ckpt}: weights do not match its config.json ({first})") from None
+    return cfg, puzzles, model
+
+
+# ---- voting -------------------------------------------------------------------------------------------
+@dataclass
+class Candidate:
+    grid: np.ndarray
+    votes: int = 0
+    halt_sum: float = 0.0
+
+    @property
+    def halt_prob(self) -> float:
+        return self.halt_sum / max(self.votes, 1)
+
+
+@dataclass
+class Ballot:
+    """The votes for one test input: candidate grids keyed by their content."""
+
+    candidates: dict[bytes, Candidate] = field(default_factory=dict)
+
+    def add(self, grid: np.ndarray, halt_prob: float, votes: int = 1) -> None:
+        key = np.asarray(grid.shape, dtype=np.int32).tobytes() + grid.astype(np.uint8).tobytes()
+        cand = self.candidates.setdefault(key, Candidate(grid))
+        cand.votes += votes
+        cand.halt_sum += halt_prob * votes
+
+    def merge(self, other: "Ballot") -> None:
+        for key, c in other.candidates.items():
+            mine = self.candidates.setdefault(key, Candidate(c.grid))
+            mine.votes += c.votes
+            mine.halt_sum += c.halt_sum
+
+    def ranked(self) -> list[Candidate]:
+        """Best first: most votes, then highest mean halt probability."""
+        return sorted(self.candidates.values(), key=lambda c: (-c.votes, -c.halt_prob))
+
+    def top_two(self) -> tuple[np.ndarray, np.ndarray] | None:
+        ranked = self.ranked()
+        if not ranked:
+            return None
+        return ranked[0].grid, (ranked[1] if len(ranked) > 1 else ranked[0]).grid
+
+
+Votes = dict[str, list[Ballot]]  # task id -> one ballot per test input
+
+
+def submission_from_votes(tasks: list[Task], votes: Votes, base: dict | None = None) -> dict:
+    attempts = {}
+    for task in tasks:
+        tops = [b.top_two() for b in votes.get(task.id, [])]
+        if tops and all(t is not None for t in tops):
+            attempts[task.id] = tops
+    return make_submission(tasks, attempts, base=base)
+
+
+# ---- prediction ---------------------------------------------------------------------------------------
+@dataclass
+class Item:
+    task: int  # index into the task list
+    test: int  # test input index
+    view: int  # view index within the task's puzzle views
+    row: int  # puzzle-embedding row
+
+
+def plan_rounds(tasks: list[Task], puzzles: PuzzleSet, n_views: int | None, seed: int) -> tuple[list[list[Item]], dict]:
+    """Work items grouped in rounds of views: round 0 holds every task's identity view, so the first
+    round alone gives every task an answer. Tasks the puzzle set does not know get the blank row 0
+    under freshly sampled views (they should have been adapted; see adapt.py)."""
+    views_of = {}
+    rounds: list[list[Item]] = []
+    unknown = PuzzleSet.build([t for t in tasks if puzzles.index(t.id) is None], n_views or 1, seed)
+    for i, task in enumerate(tasks):
+        k = puzzles.index(task.id)
+        if k is None:
+            views = unknown.views[unknown.index(task.id)]
+            rows = [0] * len(views)
+        else:
+            views = puzzles.views[k]
+            rows = [puzzles.row(k, v) for v in range(len(views))]
+        views = views[:n_views] if n_views else views
+        views_of[task.id] = views
+        for v in range(len(views)):
+            while len(rounds) <= v:
+                rounds.append([])
+            rounds[v].extend(Item(i, j, v, rows[v]) for j in range(len(task.test_inputs)))
+    return rounds, views_of
+
+
+def check_fits(tasks: list[Task], buckets: tuple[int, ...]) -> None:
+    """Every task must have test inputs, and its grids (with the EOS edge) must fit the largest canvas."""
+    largest = max(buckets)
+    for task in tasks:
+        if not task.test_inputs:
+            raise UserError(f"task {task.id}: empty test list")
+        if canvas_side(task.max_side()) > largest:
+            raise UserError(f"task {task.id}: grids up to {task.max_side()}x{task.max_side()} exceed the model's "
+                            f"largest canvas ({largest}x{largest}, data.buckets)")
+
+
+class Predictor:
+    """Runs the voting over views for a list of tasks, writing the submission as it improves."""
+
+    def __init__(self, model: TRM, cfg: Config, puzzles: PuzzleSet, accelerator=None, batch_size: int | None = None,
+                 stop_on_halt: bool = False):
+        from accelerate import Accelerator
+
+        self.accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
+        self.model = model.to(self.accelerator.device).eval()
+        self.cfg, self.puzzles, self.stop_on_halt = cfg, puzzles, stop_on_halt
+        self.batch_size = batch_size or min(cfg.optim.batch_size, 256)
+        self.buckets = tuple(cfg.data.buckets)
+
+    def solve_items(self, tasks: list[Task], items: list[Item], views_of: dict, votes: Votes,
+                    deadline: float | None) -> bool:
+        """Vote on `items`, batched per canvas bucket. Returns False if the deadline stopped it."""
+        groups: dict[int, list[tuple[Item, np.ndarray]]] = {}
+        for it in items:
+            task = tasks[it.task]
+            view = views_of[task.id][it.view]
+            grid = view.apply(task.test_inputs[it.test])
+            side = canvas_side(estimate_output_side(task, grid), self.buckets)
+            groups.setdefault(side, []).append((it, encode(grid, side)))
+        device = self.accelerator.device
+        for group in groups.values():
+            for start in range(0, len(group), self.batch_size):
+                if deadline is not None and time.monotonic() > deadline:
+                    return False
+                chunk = group[start:start + self.batch_size]
+                tokens = torch.from_numpy(np.stack([c for _, c in chunk])).long().to(device)
+                rows = torch.tensor([it.row for it, _ in chunk], device=device)
+                with self.accelerator.autocast():
+                    pred, halt = self.model.solve(tokens, rows, stop_on_halt=self.stop_on_halt)
+                pred, halt = pred.cpu().numpy(), halt.float().cpu().numpy()
+                for (it, _), canvas, h in zip(chunk, pred, halt):
+                    task = tasks[it.task]
+                    grid = views_of[task.id][it.view].invert(decode(canvas))
+                    votes[task.id][it.test].add(grid, float(h))
+        return True
+
+    def predict(self, tasks: list[Task], out: str | Path | None = None, n_views: int | None = None,
+                time_budget: float | None = None, progress: bool = True,
+                on_round: Callable[[int, Votes], None] | None = None) -> Votes:
+        """Vote over views for every test input; rewrite `out` after each round of views."""
+        from accelerate.utils import gather_object
+        from tqdm.auto import tqdm
+
+        acc = self.accelerator
+        deadline = None if time_budget is None else time.monotonic() + time_budget
+        check_fits(tasks, self.buckets)
+        rounds, views_of = plan_rounds(tasks, self.puzzles, n_views, self.cfg.run.seed)
+        merged: Votes = {t.id: [Ballot() for _ in t.test_inputs] for t in tasks}
+        submission = fallback_submission(tasks)
+        if out is not None and acc.is_main_process:
+            write_submission(out, submission)
+        bar = tqdm(total=sum(len(r) for r in rounds), desc="predict", unit="view", dynamic_ncols=True,
+                   disable=not progress or not acc.is_main_process, file=sys.stderr)
+        try:
+            for r, items in enumerate(rounds):
+                local: Votes = {t.id: [Ballot() for _ in t.test_inputs] for t in tasks}
+                finished = self.solve_items(tasks, items[acc.process_index::acc.num_processes], views_of, local,
+                                            deadline)
+                finished = all(gather_object([finished]))
+                for part in gather_object([local]):
+                    for task_id, ballots in part.items():
+                        for mine, theirs in zip(merged[task_id], ballots):
+                            mine.merge(theirs)
+                bar.update(len(items))
+                if acc.is_main_process:
+                    submission = submission_from_votes(tasks, merged, base=submission)
+                    if out is not None:
+                        write_submission(out, submission)
+                if on_round is not None:
+                    on_round(r, merged)
+                if not finished:
+                    break
+        except KeyboardInterrupt:
+            if out is not None and acc.is_main_process:
+                write_submission(out, submission_from_votes(tasks, merged, base=submission))
+            raise
+        finally:
+            bar.close()
+        return merged
