@@ -207,7 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("submit", help="stage the Kaggle dataset and notebook, push them, submit to the competition")
     p.add_argument("--kernel", required=True, metavar="OWNER/SLUG", help="the Kaggle notebook to create or version")
-    p.add_argument("--checkpoint", required=True, metavar="DIR", help="checkpoint directory, uploaded as is")
+    p.add_argument("--checkpoint", required=True, metavar="DIR",
+                   help="a run directory (its latest checkpoint) or checkpoint folder; only what inference reads "
+                        "is uploaded")
     p.add_argument("--dataset", metavar="OWNER/SLUG",
                    help="the Kaggle dataset for wheels and checkpoint (default: the kernel's, slug + '-assets')")
     p.add_argument("--competition", default=DEFAULT_COMPETITION, metavar="SLUG", help="default: %(default)s")

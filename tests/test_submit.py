@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from conftest import ARC_TRM
 
-from arc_trm.kaggle_submit import DEPENDENCY_WHEELS
+from arc_trm.kaggle_submit import CHECKPOINT_FILES, DEPENDENCY_WHEELS
 
 KERNEL, DATASET, COMPETITION = "alice/arc-trm-test", "alice/arc-trm-test-assets", "arc-prize-2025"
 KERNEL_VERSION = 7
@@ -111,11 +111,16 @@ def fake_kaggle():
 
 @pytest.fixture
 def inputs(tmp_path):
-    """(checkpoint dir with two files, a tiny notebook) in tmp_path; nothing is written to the repo."""
-    checkpoint = tmp_path / "ckpt"
-    checkpoint.mkdir()
-    (checkpoint / "config.json").write_text('{"hidden": 8}')
-    (checkpoint / "model.safetensors").write_bytes(b"\0" * 1000)
+    """(a run directory laid out as `arc-trm train` writes it, a tiny notebook) in tmp_path; nothing is
+    written to the repo. Staging copies files without reading them, so their contents are placeholders."""
+    checkpoint = tmp_path / "run"
+    for step in (100, 200):  # an older checkpoint, and the one `latest` names
+        folder = checkpoint / "checkpoints" / f"step-{step}"
+        folder.mkdir(parents=True)
+        for name in (*CHECKPOINT_FILES, "optimizer.pt", "carry-rank0.pt"):
+            (folder / name).write_text(f"{name} of step {step}")
+    (checkpoint / "checkpoints" / "step-200" / "model.safetensors").write_bytes(b"\0" * 1000)
+    (checkpoint / "latest").write_text("checkpoints/step-200")
     notebook = tmp_path / "nb.ipynb"
     notebook.write_text(json.dumps({"cells": [{"cell_type": "code", "source": ["print(1)"], "metadata": {},
                                                "outputs": [], "execution_count": None}],
@@ -170,7 +175,7 @@ def test_submit_uploads_dataset_pushes_kernel_and_submits(tmp_path, fake_kaggle,
     for name in ("arc_trm", *DEPENDENCY_WHEELS):
         assert any(w.startswith(f"{name}-") and w.endswith(".whl") for w in wheels), (name, wheels)
     ckpt = zipfile.ZipFile(io.BytesIO(by_name["checkpoint.zip"]))
-    assert sorted(ckpt.namelist()) == ["config.json", "model.safetensors"]
+    assert sorted(ckpt.namelist()) == sorted(CHECKPOINT_FILES)  # no optimizer.pt, carries, older steps
     assert ckpt.read("model.safetensors") == b"\0" * 1000
 
     # the kernel: internet off, GPU on, our dataset and the competition attached, the notebook as text
@@ -204,8 +209,9 @@ def test_dry_run_stages_and_prints_commands_without_network(tmp_path, fake_kaggl
     assert meta["dataset_sources"] == [DATASET] and meta["competition_sources"] == [COMPETITION]
     assert (stage / "kernel" / meta["code_file"]).read_text() == notebook.read_text()
     assert json.loads((stage / "dataset" / "dataset-metadata.json").read_text())["id"] == DATASET
-    assert sorted(p.name for p in (stage / "dataset" / "checkpoint").iterdir()) == ["config.json",
-                                                                                   "model.safetensors"]
+    staged = stage / "dataset" / "checkpoint"
+    assert sorted(p.name for p in staged.iterdir()) == sorted(CHECKPOINT_FILES)
+    assert (staged / "config.json").read_text() == "config.json of step 200"
     wheels = [p.name for p in (stage / "dataset" / "wheels").iterdir()]
     assert len(wheels) == 1 + len(DEPENDENCY_WHEELS) and any(w.startswith("arc_trm-") for w in wheels)
 
@@ -223,6 +229,7 @@ def test_missing_credentials_exit_2_before_anything(tmp_path, inputs):
     (["--notebook", "missing.ipynb"], "missing.ipynb"),
     (["--kernel", "no-slash"], "'no-slash'"),
     (["--checkpoint", "nowhere"], "nowhere"),
+    (["--checkpoint", "."], "no trainer_state.json"),
 ])
 def test_bad_arguments_exit_2_naming_them(tmp_path, inputs, args, fragment):
     checkpoint, notebook = inputs
