@@ -17,7 +17,7 @@ import torch
 from arc_trm.config import apply_overrides
 from arc_trm.data import PuzzleSet
 from arc_trm.errors import UserError
-from arc_trm.infer import load_checkpoint
+from arc_trm.infer import check_fits, load_checkpoint
 from arc_trm.model import PuzzleEmbedding
 from arc_trm.tasks import Task
 from arc_trm.train import Trainer, TrainingData, latest_checkpoint
@@ -37,6 +37,7 @@ def adapt(checkpoint: str | Path, tasks: list[Task], out_dir: str | Path, mode: 
     if mode not in MODES:
         raise UserError(f"adapt mode must be one of {', '.join(MODES)}, got {mode!r}")
     cfg, puzzles, model = load_checkpoint(checkpoint)
+    check_fits(tasks, tuple(cfg.data.buckets))  # before training on canvases the model does not have
     new = unknown_tasks(tasks, puzzles)
     if not new:
         return Path(checkpoint)

@@ -286,9 +286,10 @@ def write_report(eval_dir: Path, tasks: list[Task], order: str = "failed-first")
     eval_dir = Path(eval_dir)
     results_path = eval_dir / "results.json"
     results = _read_json(results_path)
-    scores = results.get("scores") if isinstance(results, dict) else None
-    if not isinstance(scores, dict):
-        raise UserError(f"{results_path}: expected an object with 'scores'")
+    # scores is null for tasks without solutions (their predictions are still drawn)
+    if not isinstance(results, dict) or not isinstance(results.get("scores", ""), dict | None):
+        raise UserError(f"{results_path}: expected an object with 'scores' (null when there are no solutions)")
+    scores = results["scores"] or {}
     preds = load_predictions(eval_dir, tasks)
     by_id = {t.id: t for t in tasks}
     rows = []

@@ -53,3 +53,17 @@ def small_files(tmp_path_factory):
     challenges, solutions = folder / "small_challenges.json", folder / "small_solutions.json"
     write_kaggle_files(chosen, challenges, solutions)
     return chosen, challenges, solutions
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, small_files):
+    """The run directory of a real 5-step tiny-cpu training on the demonstrations of `small_files`'
+    three tasks (hidden 32, 4 views, N_sup 2): a checkpoint that knows those tasks and is cheap to
+    adapt and predict with on a CPU."""
+    _, challenges, _ = small_files
+    run = tmp_path_factory.mktemp("tiny") / "run"
+    result = _run("train", "--config", "tiny-cpu", "--out", run, "model.hidden=32", "model.heads=2",
+                  "model.puzzle_dim=32", "model.n_supervision=2", "views=4", "batch_size=8", "max_steps=5",
+                  f"data.eval_tasks={challenges}", "data.train_tasks=", "eval_every=0")
+    assert result.returncode == 0, result.stderr
+    return run

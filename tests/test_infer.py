@@ -1,0 +1,417 @@
+"""Solving tasks: voting (Ballot), exact inversion of every view, a submission that is valid at every
+moment (after prediction, under a time budget, after Ctrl-C), pass@k results, bad checkpoints and
+tasks, and `arc-trm predict` / `arc-trm evaluate` run end to end on a tiny CPU checkpoint.
+
+The in-process tests drive Predictor with small stand-ins for TRM (anything with a
+`solve(tokens, puzzle_ids, stop_on_halt)` method), so they check the voting pipeline exactly, with
+answers that are known in advance; the subprocess tests use a real checkpoint.
+"""
+
+import json
+import shutil
+import time
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from arc_trm.augment import View
+from arc_trm.config import load_config
+from arc_trm.data import PuzzleSet
+from arc_trm.encoding import decode, encode
+from arc_trm.errors import UserError
+from arc_trm.evaluate import PASS_AT, results, solve
+from arc_trm.infer import Ballot, Predictor, load_checkpoint, submission_from_votes
+from arc_trm.submission import FALLBACK_ATTEMPT_2, load_submission, make_submission, validate_submission
+from arc_trm.tasks import Task, load_tasks, write_kaggle_files
+from arc_trm.train import latest_checkpoint
+
+
+# ---- stand-ins and tasks ------------------------------------------------------------------------------
+class StubModel(nn.Module):
+    """Stands in for TRM: `answer(row, canvas) -> (canvas, halt probability)` for every example.
+
+    Records each example it is given as (puzzle row, decoded input grid); raises KeyboardInterrupt on
+    the first batch that holds a row in `interrupt_rows`, and sleeps `delay` seconds per batch.
+    """
+
+    def __init__(self, answer, interrupt_rows=(), delay=0.0):
+        super().__init__()
+        self.answer, self.interrupt_rows, self.delay = answer, set(interrupt_rows), delay
+        self.seen: list[tuple[int, np.ndarray]] = []
+        self.batches = 0
+
+    def solve(self, tokens: torch.Tensor, puzzle_ids: torch.Tensor, stop_on_halt: bool = False):
+        rows = [int(r) for r in puzzle_ids]
+        if self.interrupt_rows & set(rows):
+            raise KeyboardInterrupt
+        time.sleep(self.delay)
+        self.batches += 1
+        canvases = tokens.cpu().numpy()
+        self.seen += [(r, decode(c)) for r, c in zip(rows, canvases)]
+        out = [self.answer(r, c) for r, c in zip(rows, canvases)]
+        return torch.from_numpy(np.stack([c for c, _ in out])), torch.tensor([h for _, h in out])
+
+
+def echo(row: int, canvas: np.ndarray) -> tuple[np.ndarray, float]:
+    """The perfect model of an identity task: the answer canvas is the question canvas."""
+    return canvas, 0.5
+
+
+def identity_tasks(seed: int = 0) -> list[Task]:
+    """Tasks whose outputs equal their inputs, on non-square grids of many colours (so that every
+    dihedral transform and colour permutation changes them), one with two test inputs."""
+    rng = np.random.default_rng(seed)
+    shapes = {"idA": [(2, 3), (3, 5)], "idB": [(4, 1), (1, 6), (5, 2)], "idC": [(3, 4), (6, 5)]}
+    tasks = []
+    for task_id, sides in shapes.items():
+        grids = [rng.integers(0, 10, s).astype(np.uint8) for s in sides]
+        tests = grids[1:]
+        tasks.append(Task(task_id, [(grids[0], grids[0].copy())], tests, [g.copy() for g in tests]))
+    return tasks
+
+
+def every_view(rng: np.random.Generator) -> list[View]:
+    """The identity, then all 8 dihedral ids, each with a colour permutation (colour 0 moved in two)."""
+    views = [View()]
+    for d in range(8):
+        colours = np.r_[1 + rng.permutation(9), 0] if d in (3, 6) else np.r_[0, 1 + rng.permutation(9)]
+        views.append(View(d, tuple(int(c) for c in colours)))
+    return views
+
+
+def puzzle_set(tasks: list[Task], views: list[View]) -> PuzzleSet:
+    return PuzzleSet([t.id for t in tasks], [list(views) for _ in tasks],
+                     [1 + i * len(views) for i in range(len(tasks))])
+
+
+@pytest.fixture
+def cfg():
+    return load_config("tiny-cpu")
+
+
+def predictor(model: nn.Module, cfg, puzzles: PuzzleSet, batch_size: int = 4) -> Predictor:
+    return Predictor(model, cfg, puzzles, batch_size=batch_size)
+
+
+# ---- voting -------------------------------------------------------------------------------------------
+def grid(*rows) -> np.ndarray:
+    return np.array(rows, dtype=np.uint8)
+
+
+def test_ballot_ranks_by_votes_then_mean_halt_probability():
+    a, b, c, d = grid([1]), grid([2]), grid([3]), grid([4, 4])
+    ballot = Ballot()
+    for g, h in [(b, 0.9), (a, 0.1), (c, 0.95), (b, 0.7), (a, 0.2), (d, 0.6), (a, 0.3)]:
+        ballot.add(g, h)
+    ballot.add(d, 0.6, votes=1)
+    ranked = ballot.ranked()
+    # a: 3 votes; b and d: 2 votes, b's mean 0.8 beats d's 0.6; c: 1 vote despite the highest halt
+    assert [c_.grid.tolist() for c_ in ranked] == [a.tolist(), b.tolist(), d.tolist(), c.tolist()]
+    assert [c_.votes for c_ in ranked] == [3, 2, 2, 1]
+    assert [c_.halt_prob for c_ in ranked] == pytest.approx([0.2, 0.8, 0.6, 0.95])
+    first, second = ballot.top_two()
+    assert (first == a).all() and (second == b).all()
+
+
+def test_ballot_keys_on_shape_and_content_and_merges_like_one_ballot():
+    flat, square = grid([1, 2, 3, 4]), grid([1, 2], [3, 4])  # same bytes, different grids
+    whole, left, right = Ballot(), Ballot(), Ballot()
+    adds = [(flat, 0.2), (square, 0.9), (flat, 0.4), (square.copy(), 0.1), (flat, 0.3)]
+    for i, (g, h) in enumerate(adds):
+        whole.add(g, h)
+        (left if i % 2 else right).add(g, h)
+    assert len(whole.candidates) == 2
+    left.merge(right)
+    for ranked in (left.ranked(), whole.ranked()):
+        assert [(c.grid.shape, c.votes) for c in ranked] == [((1, 4), 3), ((2, 2), 2)]
+        assert [c.halt_prob for c in ranked] == pytest.approx([0.3, 0.5])
+
+
+def test_one_candidate_fills_both_attempts_and_no_candidate_keeps_the_base():
+    tasks = identity_tasks()
+    answer = grid([7, 7], [7, 7])
+    votes = {t.id: [Ballot() for _ in t.test_inputs] for t in tasks}
+    for ballot in votes["idA"]:
+        ballot.add(answer, 0.3)
+        ballot.add(answer, 0.8)
+    votes["idB"][0].add(answer, 0.5)  # only one of idB's two test inputs answered: it keeps the base
+    base = make_submission(tasks, {})
+    sub = submission_from_votes(tasks, votes, base=base)
+    validate_submission(sub, tasks)
+    assert sub["idA"] == [{"attempt_1": answer.tolist(), "attempt_2": answer.tolist()}]
+    assert sub["idB"] == base["idB"] and sub["idC"] == base["idC"]
+    assert Ballot().top_two() is None
+
+
+def test_predict_votes_by_count_then_halt_across_views(cfg):
+    """Through Predictor: the views of one test input disagree; counts decide first, halt breaks ties."""
+    task = identity_tasks()[0]
+    views = every_view(np.random.default_rng(1))[:5]
+    puzzles = puzzle_set([task], views)
+    x = task.test_inputs[0]
+    y, w = (x + 1) % 10, (x + 2) % 10  # two wrong answers
+    # view index -> (answer in the task's frame, halt probability): x twice at 0.2, y twice at 0.4, w once at 0.9
+    script = {0: (x, 0.2), 1: (y, 0.4), 2: (x, 0.2), 3: (w, 0.9), 4: (y, 0.4)}
+
+    def answer(row, canvas):
+        v = row - puzzles.first_row[0]
+        want, halt = script[v]
+        return encode(views[v].apply(want), canvas.shape[0]), halt
+
+    votes = predictor(StubModel(answer), cfg, puzzles).predict([task], progress=False)
+    ranked = votes[task.id][0].ranked()
+    assert [(c.votes, c.halt_prob) for c in ranked] == [(2, pytest.approx(0.4)), (2, pytest.approx(0.2)),
+                                                        (1, pytest.approx(0.9))]
+    assert [c.grid.tolist() for c in ranked] == [y.tolist(), x.tolist(), w.tolist()]
+
+
+# ---- exact inversion ----------------------------------------------------------------------------------
+def test_inversion_is_exact_for_every_view(cfg, tmp_path):
+    """A model that answers each canvas with itself must give back every test input under every view
+    (8 dihedral ids, colour permutations), and must have been shown each view of each test input once."""
+    tasks = identity_tasks()
+    views = every_view(np.random.default_rng(2))
+    puzzles = puzzle_set(tasks, views)
+    stub = StubModel(echo)
+    out = tmp_path / "submission.json"
+    votes = predictor(stub, cfg, puzzles, batch_size=5).predict(tasks, out, progress=False)
+
+    expected = sorted((puzzles.row(k, v), view.apply(x).shape, view.apply(x).tobytes())
+                      for k, task in enumerate(tasks) for x in task.test_inputs for v, view in enumerate(views))
+    assert sorted((r, g.shape, g.tobytes()) for r, g in stub.seen) == expected
+    for task in tasks:
+        for x, ballot in zip(task.test_inputs, votes[task.id]):
+            (cand,) = ballot.candidates.values()
+            assert cand.votes == len(views) and (cand.grid.shape, cand.grid.tolist()) == (x.shape, x.tolist())
+    sub = load_submission(out)
+    validate_submission(sub, tasks)
+    assert sub == {t.id: [{"attempt_1": x.tolist(), "attempt_2": x.tolist()} for x in t.test_outputs]
+                   for t in tasks}
+
+
+@pytest.mark.parametrize("view", every_view(np.random.default_rng(3))[1:], ids=str)
+def test_each_view_alone_is_inverted_exactly(cfg, view):
+    """One view at a time (not the identity first), so a single wrong inverse cannot be outvoted."""
+    tasks = identity_tasks()
+    puzzles = puzzle_set(tasks, [view])
+    votes = predictor(StubModel(echo), cfg, puzzles).predict(tasks, progress=False)
+    for task in tasks:
+        assert [b.top_two()[0].tolist() for b in votes[task.id]] == [x.tolist() for x in task.test_inputs]
+
+
+# ---- the submission is always valid -------------------------------------------------------------------
+def test_zero_time_budget_leaves_the_fallback_covering_every_task(cfg, tmp_path):
+    tasks = identity_tasks()
+    stub = StubModel(echo)
+    out = tmp_path / "submission.json"
+    predictor(stub, cfg, puzzle_set(tasks, every_view(np.random.default_rng(0)))).predict(
+        tasks, out, time_budget=0.0, progress=False)
+    assert stub.batches == 0
+    sub = load_submission(out)
+    validate_submission(sub, tasks)
+    assert all(e["attempt_2"] == FALLBACK_ATTEMPT_2 for t in tasks for e in sub[t.id])
+
+
+def test_a_short_time_budget_stops_between_batches_with_a_valid_file(cfg, tmp_path):
+    tasks = identity_tasks()
+    views = every_view(np.random.default_rng(0))
+    stub = StubModel(echo, delay=0.25)
+    out = tmp_path / "submission.json"
+    rounds = []
+    run = predictor(stub, cfg, puzzle_set(tasks, views), batch_size=1)
+    started = time.monotonic()
+    run.predict(tasks, out, time_budget=1.0, progress=False, on_round=lambda r, votes: rounds.append(r))
+    elapsed = time.monotonic() - started
+    total = sum(len(t.test_inputs) for t in tasks) * len(views)
+    assert 1 <= stub.batches < total and elapsed < 1.0 + 2 * stub.delay + 1.0, (stub.batches, elapsed)
+    assert len(rounds) < len(views)
+    validate_submission(load_submission(out), tasks)
+
+
+def test_ctrl_c_mid_run_leaves_a_valid_file_with_the_finished_rounds(cfg, tmp_path):
+    tasks = identity_tasks()
+    views = every_view(np.random.default_rng(0))
+    puzzles = puzzle_set(tasks, views)
+    # interrupt on the first batch of the third round (view index 2 of any task)
+    stub = StubModel(echo, interrupt_rows=[puzzles.row(k, 2) for k in range(len(tasks))])
+    out = tmp_path / "submission.json"
+    with pytest.raises(KeyboardInterrupt):
+        predictor(stub, cfg, puzzles, batch_size=2).predict(tasks, out, progress=False)
+    sub = load_submission(out)
+    validate_submission(sub, tasks)
+    # two rounds were voted on: every test input has its (only) candidate in both attempts
+    assert sub == {t.id: [{"attempt_1": x.tolist(), "attempt_2": x.tolist()} for x in t.test_inputs]
+                   for t in tasks}
+
+
+# ---- results and pass@k -------------------------------------------------------------------------------
+def test_results_pass_at_k_follows_the_rank_of_the_true_output():
+    """Twelve wrong candidates with 20, 19, ..., 9 votes; the truth ties the one at its target rank in
+    votes and beats it on halt probability, so it lands exactly at that rank."""
+    rng = np.random.default_rng(4)
+    truths = [rng.integers(0, 10, (2, 2)).astype(np.uint8) for _ in range(5)]
+    tasks = [Task(f"t{i}", [(g, g)], [g], [g]) for i, g in enumerate(truths)]
+    votes = {}
+    for task, truth, rank in zip(tasks, truths, [1, 2, 3, 11, None]):
+        ballot = Ballot()
+        for k in range(12):
+            ballot.add(np.full((3, 3), k, dtype=np.uint8), 0.5, votes=20 - k)
+        if rank is not None:
+            ballot.add(truth, 0.9, votes=21 - rank)
+        votes[task.id] = [ballot]
+    sub = submission_from_votes(tasks, votes)
+    res = results(tasks, votes, sub, "crafted")
+    ranks = [res["tasks"][t.id][0]["correct_rank"] for t in tasks]
+    assert ranks == [1, 2, 3, 11, None]
+    s = res["scores"]
+    assert [s[f"pass@{k}"] for k in PASS_AT] == [0.2, 0.4, 0.6, 0.6, 0.8]
+    assert s["oracle"] == 0.8 and s["score"] == s["pass@2"] and s["correct_outputs"] == 2
+    assert all(len(res["tasks"][t.id][0]["candidates"]) == 10 for t in tasks)
+
+
+def test_results_without_solutions_have_no_scores():
+    task = identity_tasks()[1]
+    hidden = Task(task.id, task.train, task.test_inputs, None)
+    votes = {task.id: [Ballot() for _ in task.test_inputs]}
+    for b, x in zip(votes[task.id], task.test_inputs):
+        b.add(x, 0.5)
+    res = results([hidden], votes, submission_from_votes([hidden], votes), "hidden")
+    assert res["scores"] is None and [e["correct_rank"] for e in res["tasks"][task.id]] == [None, None]
+
+
+# ---- bad input ----------------------------------------------------------------------------------------
+def test_an_empty_test_list_is_a_user_error(cfg):
+    task = identity_tasks()[0]
+    empty = Task(task.id, task.train, [], [])
+    with pytest.raises(UserError, match=f"task {task.id}: empty test list"):
+        predictor(StubModel(echo), cfg, puzzle_set([empty], [View()])).predict([empty], progress=False)
+
+
+def copy_checkpoint(run, dest):
+    """A copy of the run's latest checkpoint folder, to tamper with."""
+    return shutil.copytree(latest_checkpoint(run), dest)
+
+
+def edit_config(ckpt, edit) -> None:
+    path = ckpt / "config.json"
+    cfg = json.loads(path.read_text())
+    edit(cfg)
+    path.write_text(json.dumps(cfg))
+
+
+def test_load_checkpoint_gives_the_trained_puzzles(tiny_checkpoint, small_files):
+    tasks, _, _ = small_files
+    cfg, puzzles, model = load_checkpoint(tiny_checkpoint)
+    assert puzzles.task_ids == [t.id for t in tasks] and cfg.model.hidden == 32
+    assert model.puzzles.weight.shape == (puzzles.num_rows, 32)
+
+
+def faulty_checkpoint(fault: str, run, tasks: list[Task], folder):
+    """(checkpoint, tasks, fragments the error must name) for one kind of bad input."""
+    ckpt = folder / "ckpt"
+    if fault == "missing":
+        return ckpt, tasks, [str(ckpt), "no such directory"]
+    copy_checkpoint(run, ckpt)
+    if fault == "corrupt-weights":
+        (ckpt / "model.safetensors").write_bytes(b"\x00garbage, not safetensors" * 10)
+        return ckpt, tasks, [str(ckpt), "model.safetensors", "corrupt"]
+    if fault == "other-config":
+        edit_config(ckpt, lambda c: c["model"].update(hidden=64))
+        return ckpt, tasks, [str(ckpt), "do not match its config.json"]
+    assert fault == "canvas"
+    # the same weights with 7x7 as the largest canvas, and an unseen task with a 10x10 grid: the
+    # error must come before adaptation trains on a canvas the model was not made for
+    edit_config(ckpt, lambda c: c["data"].update(buckets=[7]))
+    big = (np.arange(100) % 10).astype(np.uint8).reshape(10, 10)
+    return ckpt, [*tasks, Task("big10x10", [(big, big)], [big], None)], ["task big10x10", "10x10", "7x7"]
+
+
+FAULTS = ["missing", "corrupt-weights", "other-config", "canvas"]
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_bad_checkpoint_or_task_raises_one_line_naming_it(fault, tiny_checkpoint, small_files, tmp_path):
+    ckpt, tasks, fragments = faulty_checkpoint(fault, tiny_checkpoint, small_files[0], tmp_path)
+    with pytest.raises(UserError) as err:
+        solve(ckpt, tasks, tmp_path / "submission.json", adapt_steps=1)
+    message = str(err.value)
+    assert "\n" not in message and all(f in message for f in fragments), message
+    assert not (tmp_path / "submission-adapted").exists()  # nothing was adapted
+
+
+@pytest.mark.parametrize("fault", ["canvas", "corrupt-weights"])
+def test_bad_input_exits_2_with_one_line(fault, tiny_checkpoint, small_files, tmp_path, cli_error):
+    ckpt, tasks, fragments = faulty_checkpoint(fault, tiny_checkpoint, small_files[0], tmp_path)
+    challenges = tmp_path / "challenges.json"
+    write_kaggle_files(tasks, challenges)
+    cli_error(["predict", "--checkpoint", ckpt, "--tasks", challenges, "--out", tmp_path / "s.json",
+               "--adapt-steps", "1"], *fragments)
+
+
+# ---- the commands, end to end -------------------------------------------------------------------------
+def test_predict_with_a_time_budget_finishes_quickly_with_a_valid_file(tiny_checkpoint, small_files, tmp_path, cli):
+    """Known and unknown tasks: without the budget, 1000 adaptation steps would run first."""
+    tasks, challenges, _ = small_files
+    known = {t.id for t in tasks}
+    unknown = [t for t in load_tasks("arc1-small") if t.id not in known][:2]
+    mixed = tmp_path / "mixed_challenges.json"
+    write_kaggle_files(tasks + unknown, mixed)
+    out = tmp_path / "submission.json"
+    started = time.monotonic()
+    result = cli("predict", "--checkpoint", tiny_checkpoint, "--tasks", mixed, "--out", out, "--time-budget", 3)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    assert elapsed < 40, f"predict with --time-budget 3 took {elapsed:.0f} s"
+    validate_submission(load_submission(out), tasks + unknown)
+    assert cli("validate", out, "--tasks", mixed).returncode == 0
+
+
+@pytest.mark.slow
+def test_evaluate_with_solutions_scores_and_writes_results(tiny_checkpoint, tmp_path, cli):
+    """Three small ARC-AGI-1 evaluation tasks, unseen by the checkpoint: adapt, predict, score."""
+    eval_tasks = {t.id: t for t in load_tasks("arc1-eval")}
+    chosen = [eval_tasks[i] for i in ("6ea4a07e", "4cd1b7b2", "66e6c45b")]  # grids up to 4x4
+    challenges, solutions = tmp_path / "eval_challenges.json", tmp_path / "eval_solutions.json"
+    write_kaggle_files(chosen, challenges, solutions)
+    out = tmp_path / "eval"
+    result = cli("evaluate", "--checkpoint", tiny_checkpoint, "--dataset", challenges, "--out", out,
+                 "--adapt-steps", 2, "--views", 2, "--json")
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout)
+    assert set(printed) == {"scores", "out"}
+    scores = printed["scores"]
+    assert set(scores) == {*(f"pass@{k}" for k in PASS_AT), "oracle", "score", "task_score", "outputs",
+                           "correct_outputs"}
+    assert scores["outputs"] == 4
+    passes = [scores[f"pass@{k}"] for k in PASS_AT]
+    assert passes == sorted(passes) and passes[-1] <= scores["oracle"]
+    assert latest_checkpoint(out / "adapted") is not None
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["scores"] == scores and saved["source"] == str(challenges)
+    for task in chosen:
+        entries = saved["tasks"][task.id]
+        assert len(entries) == len(task.test_inputs)
+        assert all(sum(c["votes"] for c in e["candidates"]) == 2 for e in entries)  # one per view
+    assert "<html" in (out / "report.html").read_text().lower()
+    official = cli("score", out / "submission.json", "--solutions", challenges, "--json")
+    assert official.returncode == 0, official.stderr
+    assert json.loads(official.stdout)["score"] == scores["pass@2"] == scores["score"]
+
+
+@pytest.mark.slow
+def test_evaluate_without_solutions_predicts_and_validates(tiny_checkpoint, small_files, tmp_path, cli):
+    tasks, _, _ = small_files
+    known = {t.id for t in tasks}
+    unseen = [t for t in load_tasks("arc1-small") if t.id not in known][:1]
+    challenges = tmp_path / "hidden_challenges.json"
+    write_kaggle_files(tasks[:1] + unseen, challenges)  # no solutions file
+    out = tmp_path / "eval"
+    result = cli("evaluate", "--checkpoint", tiny_checkpoint, "--dataset", challenges, "--out", out,
+                 "--adapt-steps", 1)
+    assert result.returncode == 0, result.stderr
+    assert "no solutions" in result.stdout
+    assert json.loads((out / "results.json").read_text())["scores"] is None
+    assert "hidden outputs" in (out / "report.html").read_text()  # predictions drawn, nothing scored
+    assert cli("validate", out / "submission.json", "--tasks", challenges).returncode == 0
