@@ -252,7 +252,7 @@ class Trainer:
         carry.steps += 1
         n_sup = cfg.model.n_supervision
         explore = self.rng.random(len(carry.steps)) < cfg.optim.halt_exploration
-        min_steps = np.where(explore, self.rng.integers(2, n_sup + 1, len(carry.steps)), 0)
+        min_steps = np.where(explore, self.rng.integers(min(2, n_sup), n_sup + 1, len(carry.steps)), 0)
         carry.halted = (carry.steps >= n_sup) | ((halt_global > 0) & (carry.steps >= min_steps))
         self.step += 1
 

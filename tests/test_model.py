@@ -1,0 +1,246 @@
+"""The TRM model, its losses and the sparse puzzle-row update: shapes, 2-D positions, the gradient path
+(only the last of T recursions), the detached carry, halt-head init, the halt target, stable-max, and
+sign-SGD on the touched rows (also split over two "processes")."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from arc_trm.config import ModelConfig
+from arc_trm.encoding import PAD, VOCAB_SIZE
+from arc_trm.loss import log_stablemax, step_loss, token_losses
+from arc_trm.model import TRM, PuzzleEmbedding, rope_2d, sparse_sign_sgd
+
+
+def small_model(mixer: str = "attention", **overrides) -> TRM:
+    torch.manual_seed(0)
+    sizes = dict(hidden=32, heads=2, puzzle_dim=48, prefix_len=2, n_latent=2, n_recursion=3, n_supervision=2)
+    return TRM(ModelConfig(mixer=mixer, **{**sizes, **overrides}), num_puzzles=5)
+
+
+def random_inputs(model: TRM, B: int, side: int, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(0, VOCAB_SIZE, (B, side, side), generator=g)
+    ids = torch.randint(0, model.puzzles.weight.shape[0], (B,), generator=g)
+    y, z = model.initial_carry(B, side)
+    return tokens, ids, y, z
+
+
+@pytest.mark.parametrize("mixer", ["attention", "mlp"])
+@pytest.mark.parametrize("side", [1, 4, 11, 30])
+def test_forward_shapes(mixer, side):
+    model = small_model(mixer, n_latent=1, n_recursion=1)
+    B, P, D = 2, model.cfg.prefix_len, model.cfg.hidden
+    tokens, ids, y, z = random_inputs(model, B, side)
+    assert y.shape == z.shape == (B, P + side * side, D)
+    y2, z2, logits, halt = model(tokens, ids, y, z)
+    assert y2.shape == z2.shape == (B, P + side * side, D)
+    assert logits.shape == (B, side * side, VOCAB_SIZE)
+    assert halt.shape == (B,)
+    prediction, halt_prob = model.solve(tokens, ids)
+    assert prediction.shape == (B, side, side) and halt_prob.shape == (B,)
+
+
+def test_carry_must_fit_the_canvas():
+    model = small_model()
+    tokens, ids, _, _ = random_inputs(model, 2, 5)
+    y, z = model.initial_carry(2, 6)
+    with pytest.raises(AssertionError, match="does not fit"):
+        model(tokens, ids, y, z)
+
+
+def test_rope_gives_a_cell_the_same_rotation_on_any_canvas():
+    head_dim, P = 16, 3
+    small, large = rope_2d(head_dim, 5, P, 10000.0, "cpu"), rope_2d(head_dim, 17, P, 10000.0, "cpu")
+    for r in range(5):
+        for c in range(5):
+            for a, b in zip(small, large):  # cos, then sin
+                torch.testing.assert_close(a[P + r * 5 + c], b[P + r * 17 + c])
+    torch.testing.assert_close(small[0][:P], large[0][:P])  # prefix tokens too
+    # rows and columns are distinguished: the transposed cell gets a different rotation
+    assert not torch.allclose(small[1][P + 1 * 5 + 2], small[1][P + 2 * 5 + 1])
+
+
+def test_mlp_mixer_positions_are_absolute_canvas_positions():
+    model = small_model("mlp")
+    P = model.cfg.prefix_len
+    small, large = model.positions(4, "cpu")["index"], model.positions(9, "cpu")["index"]
+    for r in range(4):
+        for c in range(4):
+            assert small[P + r * 4 + c] == large[P + r * 9 + c]
+    assert len(set(large.tolist())) == len(large)
+
+
+def test_halt_head_init_and_zero_puzzle_rows():
+    model = small_model()
+    assert torch.equal(model.halt_head.weight, torch.zeros_like(model.halt_head.weight))
+    assert torch.equal(model.halt_head.bias, torch.tensor([-5.0]))
+    assert not model.puzzles.weight.any()
+    tokens, ids, y, z = random_inputs(model, 4, 6)
+    _, _, _, halt = model(tokens, ids, y, z)
+    torch.testing.assert_close(halt, torch.full((4,), -5.0))  # no example halts at the start
+
+
+@pytest.mark.parametrize("mixer", ["attention", "mlp"])
+def test_only_the_last_recursion_has_gradient(mixer):
+    model = small_model(mixer)
+    n, T = model.cfg.n_latent, model.cfg.n_recursion
+    grad_enabled = []
+    model.net.register_forward_hook(lambda *_: grad_enabled.append(torch.is_grad_enabled()))
+    tokens, ids, y, z = random_inputs(model, 2, 4)
+    y_in, z_in = y.clone().requires_grad_(True), z.clone().requires_grad_(True)
+    y_out, z_out, logits, halt = model(tokens, ids, y_in, z_in)
+    # T recursions of n latent updates and one answer update; only the last recursion records a graph
+    assert grad_enabled == [False] * ((T - 1) * (n + 1)) + [True] * (n + 1)
+    # the carry handed to the next supervision step is detached
+    assert not y_out.requires_grad and not z_out.requires_grad
+    assert y_out.grad_fn is None and z_out.grad_fn is None
+    (logits.sum() + halt.sum()).backward()
+    # the incoming carry only feeds the no-grad recursions, so no gradient reaches it
+    assert y_in.grad is None and z_in.grad is None
+
+
+def test_weight_gradient_equals_one_recursion_from_the_no_grad_state():
+    """The gradient of T recursions is exactly that of ONE recursion started from where the T-1
+    no-grad recursions left (y, z): nothing flows back through the earlier ones."""
+    model = small_model()
+    tokens, ids, y, z = random_inputs(model, 2, 5)
+    labels = torch.randint(2, VOCAB_SIZE, (2, 25))
+
+    def weight_grads(m, y0, z0):
+        m.zero_grad(set_to_none=True)
+        _, _, logits, halt = m(tokens, ids, y0, z0)
+        loss, _ = step_loss(logits, labels, halt)
+        loss.backward()
+        return {k: p.grad.clone() for k, p in m.named_parameters() if p.grad is not None}
+
+    full = weight_grads(model, y, z)
+    with torch.no_grad():
+        x = model.embed_input(tokens, ids)
+        pos = model.positions(5, "cpu")
+        y1, z1 = y, z
+        for _ in range(model.cfg.n_recursion - 1):
+            y1, z1 = model.latent_recursion(x, y1, z1, pos)
+    model.cfg.n_recursion = 1
+    last_only = weight_grads(model, y1, z1)
+    assert full.keys() == last_only.keys() and "net.blocks.0.mlp.down.weight" in full
+    for k in full:
+        torch.testing.assert_close(full[k], last_only[k], rtol=1e-5, atol=1e-7)
+    # and with T=1 the incoming carry is on the gradient path, so the check above is not vacuous
+    y_in = y.clone().requires_grad_(True)
+    _, _, logits, _ = model(tokens, ids, y_in, z)
+    logits.sum().backward()
+    assert y_in.grad is not None and y_in.grad.abs().sum() > 0
+
+
+def test_puzzle_row_conditions_the_prediction():
+    model = small_model()
+    tokens, _, y, z = random_inputs(model, 1, 4)
+    ids = torch.tensor([1])
+    _, _, before, _ = model(tokens, ids, y, z)
+    with torch.no_grad():
+        model.puzzles.weight[1] = torch.randn(model.cfg.puzzle_dim)
+    _, _, after, _ = model(tokens, ids, y, z)
+    _, _, other, _ = model(tokens, torch.tensor([2]), y, z)
+    assert not torch.allclose(before, after)
+    torch.testing.assert_close(before, other)
+
+
+# ---- loss ----------------------------------------------------------------------------------------------
+
+def crafted_logits(labels: torch.Tensor, wrong: list[tuple[int, int]] = ()) -> torch.Tensor:
+    """Logits whose argmax is `labels`, except at the (example, position) pairs in `wrong`."""
+    logits = F.one_hot(labels, VOCAB_SIZE).float() * 4.0
+    for b, i in wrong:
+        logits[b, i] = 0.0
+        logits[b, i, (labels[b, i] + 1) % VOCAB_SIZE] = 4.0
+    return logits
+
+
+def test_halt_target_is_the_whole_grid_exactly_right():
+    labels = torch.tensor([[2, 3, 1, PAD], [2, 3, 1, PAD], [2, 3, 1, PAD]])
+    # example 0: all right; example 1: one cell wrong; example 2: only a PAD cell "wrong" (ignored)
+    logits = crafted_logits(labels, wrong=[(1, 1), (2, 3)])
+    halt_logits = torch.tensor([0.7, 0.7, -1.3])
+    loss, per = step_loss(logits, labels, halt_logits, "softmax", halt_weight=0.5)
+    assert per["exact"].tolist() == [True, False, True]
+    expected_halt = F.binary_cross_entropy_with_logits(halt_logits, torch.tensor([1.0, 0.0, 1.0]), reduction="none")
+    torch.testing.assert_close(per["halt_loss"], expected_halt)
+    assert per["halt_correct"].tolist() == [True, False, False]
+    torch.testing.assert_close(per["token_accuracy"], torch.tensor([1.0, 2 / 3, 1.0]))
+    # the output loss averages over non-PAD cells only, and the total is output + weight * halt
+    ce = F.cross_entropy(logits.transpose(1, 2), labels, reduction="none")
+    output = (ce * (labels != PAD)).sum(-1) / 3
+    torch.testing.assert_close(per["output_loss"], output)
+    torch.testing.assert_close(loss, (output + 0.5 * expected_halt).mean())
+
+
+def test_stablemax_against_its_formula_and_softmax():
+    logits = torch.tensor([[[0.0, 1.0, -1.0, 3.0]]])
+    s = torch.tensor([1.0, 2.0, 0.5, 4.0])  # x + 1 for x >= 0, 1 / (1 - x) below
+    torch.testing.assert_close(log_stablemax(logits)[0, 0], torch.log(s / s.sum()))
+    labels = torch.tensor([[3]])
+    torch.testing.assert_close(token_losses(logits, labels, "stablemax"), -torch.log(s[3:] / s.sum()).view(1, 1))
+    torch.testing.assert_close(token_losses(logits, labels, "softmax"),
+                               -F.log_softmax(logits, -1)[..., 3])
+    assert not torch.allclose(token_losses(logits, labels, "stablemax"), token_losses(logits, labels, "softmax"))
+    # stable-max stays finite where softmax's exponential would overflow in low precision
+    big = torch.tensor([[[1e4, -1e4, 0.0]]], dtype=torch.bfloat16)
+    assert torch.isfinite(token_losses(big, torch.tensor([[1]]), "stablemax")).all()
+    assert math.isclose(float(log_stablemax(big.double()).exp().sum()), 1.0, rel_tol=1e-9)
+
+
+# ---- sparse sign-SGD on puzzle rows --------------------------------------------------------------------
+
+def touched_table(ids: list[int], coeffs: torch.Tensor, table: torch.Tensor) -> PuzzleEmbedding:
+    """An embedding holding `table` after one grad-enabled forward on `ids`, loss = sum(rows * coeffs)."""
+    emb = PuzzleEmbedding(*table.shape)
+    with torch.no_grad():
+        emb.weight.copy_(table)
+    emb.train()
+    (emb(torch.tensor(ids)) * coeffs).sum().backward()
+    return emb
+
+
+def test_sparse_sign_sgd_updates_only_touched_rows_with_decoupled_decay():
+    torch.manual_seed(0)
+    table = torch.randn(6, 4)
+    ids = [1, 3, 3, 4]
+    coeffs = torch.tensor([[1.0, -2.0, 0.5, 0.0],
+                           [1.0, 1.0, 1.0, 1.0],
+                           [-3.0, 1.0, 1.0, -2.0],  # row 3 again: gradients add BEFORE the sign
+                           [0.0, 0.0, 0.0, 0.0]])  # row 4 touched with zero gradient: decay only
+    emb = touched_table(ids, coeffs, table)
+    lr, wd = 0.01, 0.1
+    sparse_sign_sgd(emb, lr, wd)
+    expected = table.clone()
+    expected[1] = table[1] * (1 - lr * wd) - lr * torch.tensor([1.0, -1.0, 1.0, 0.0])
+    expected[3] = table[3] * (1 - lr * wd) - lr * torch.tensor([-1.0, 1.0, 1.0, -1.0])
+    expected[4] = table[4] * (1 - lr * wd)
+    torch.testing.assert_close(emb.weight.data, expected)
+    assert torch.equal(emb.weight[[0, 2, 5]], table[[0, 2, 5]])  # untouched rows: not even decayed
+    assert emb.batch is None  # consumed: a second call changes nothing
+    sparse_sign_sgd(emb, lr, wd)
+    torch.testing.assert_close(emb.weight.data, expected)
+
+
+def test_sparse_sign_sgd_over_two_processes_equals_one_batch():
+    torch.manual_seed(1)
+    table = torch.randn(7, 5)
+    ids = [2, 5, 2, 6, 1, 5]
+    coeffs = torch.randn(6, 5)
+    one = touched_table(ids, coeffs, table)
+    sparse_sign_sgd(one, 0.05, 0.1)
+    halves = [touched_table(ids[:3], coeffs[:3], table), touched_table(ids[3:], coeffs[3:], table)]
+    # what each half would contribute to accelerator.gather: its ids, then its row gradients
+    contributions = [[h.batch[0], h.batch[1].grad] for h in halves]
+    for rank, half in enumerate(halves):
+        other = list(contributions[1 - rank])
+
+        def gather(t, rank=rank, other=other):
+            return torch.cat([t, other.pop(0)] if rank == 0 else [other.pop(0), t])
+
+        sparse_sign_sgd(half, 0.05, 0.1, gather)
+        torch.testing.assert_close(half.weight.data, one.weight.data)

@@ -1,0 +1,282 @@
+"""Training: EMA math, memorising a few small tasks, exact resume, kill -9 during a save, two processes
+equal to one, and config errors. Runs use a few arc1-small tasks and tiny model sizes."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import ARC_TRM
+from safetensors.torch import load_file
+
+from arc_trm.config import load_config
+from arc_trm.encoding import canvas_side, decode, encode
+from arc_trm.errors import UserError
+from arc_trm.tasks import load_tasks, write_kaggle_files
+from arc_trm.train import EMA, Trainer, latest_checkpoint, training_data
+
+REPO = Path(__file__).resolve().parents[1]
+_TORCHRUN = Path(sys.executable).with_name("torchrun")
+TORCHRUN = str(_TORCHRUN) if _TORCHRUN.exists() else "torchrun"
+
+# small sizes: a step takes milliseconds; halting exploration off so runs are comparable across layouts
+TINY = ["model.hidden=32", "model.heads=2", "model.puzzle_dim=32", "model.prefix_len=1", "model.n_latent=1",
+        "model.n_recursion=2", "model.n_supervision=2", "views=4", "batch_size=8", "warmup_steps=5",
+        "lr_min_ratio=1.0", "halt_exploration=0", "log_every=1", "eval_every=0", "keep_checkpoints=10"]
+
+
+def tiny_overrides(challenges: Path) -> list[str]:
+    return [f"data.eval_tasks={challenges}", "data.train_tasks=", *TINY]
+
+
+# one thread per process: the CPU is shared, and oversubscribed OpenMP threads slow runs down many times
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def train(out: Path, *overrides: str, script: list[str] = (ARC_TRM, "train")) -> subprocess.CompletedProcess:
+    result = subprocess.run([*script, "--config", "tiny-cpu", "--out", str(out), *overrides],
+                            capture_output=True, text=True, timeout=300, cwd=REPO, env=ONE_THREAD)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def loss_lines(run: Path) -> list[dict]:
+    """metrics.jsonl's training lines, without the wall-clock throughput."""
+    lines = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in m.items() if k != "examples_per_s"} for m in lines if "loss" in m]
+
+
+def final_weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(run / (run / "latest").read_text().strip() / "model.safetensors")
+
+
+def assert_same_weights(a: dict, b: dict, atol: float = 0.0) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=atol, msg=lambda m, k=k: f"{k}: {m}")
+
+
+# ---- EMA -------------------------------------------------------------------------------------------------
+
+def test_ema_update_and_warm_up():
+    model = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    ema = EMA(model, decay=0.9)
+    with torch.no_grad():
+        model.weight.fill_(3.0)
+    ema.update(model, step=0)  # warm-up: decay min(0.9, 1/10) = 0.1
+    torch.testing.assert_close(ema.shadow["weight"], torch.full((1, 2), 0.1 * 1 + 0.9 * 3))
+    ema.update(model, step=1000)  # warmed up: decay 0.9
+    torch.testing.assert_close(ema.shadow["weight"], torch.full((1, 2), 0.9 * 2.8 + 0.1 * 3))
+    with ema.applied(model):
+        torch.testing.assert_close(model.weight.data, torch.full((1, 2), 2.82))
+    torch.testing.assert_close(model.weight.data, torch.full((1, 2), 3.0))  # restored afterwards
+
+
+def test_a_single_supervision_step_with_exploration_trains(small_files, tmp_path):
+    """N_sup = 1 leaves exploration nothing to stretch (its random minimum used to start at 2 and crash)."""
+    cfg = load_config("tiny-cpu", [*tiny_overrides(small_files[1]), "model.n_supervision=1", "halt_exploration=1.0"])
+    trainer = Trainer(cfg, tmp_path, training_data(cfg), quiet=True)
+    metrics = [trainer.train_step() for _ in range(2)]
+    assert [m["mean_steps"] for m in metrics] == [1.0, 1.0]  # every example leaves after its one step
+
+
+# ---- memorisation ----------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_tiny_model_memorises_a_few_tasks(tmp_path):
+    chosen = [t for t in load_tasks("arc1-small") if t.id in ("0d3d703e", "25ff71a9", "6150a2bd", "3c9b0459")]
+    write_kaggle_files(chosen, tmp_path / "mem_challenges.json")
+    cfg = load_config("tiny-cpu", [
+        f"data.eval_tasks={tmp_path / 'mem_challenges.json'}", "data.train_tasks=", "data.views=1",
+        "data.translate=false", "data.buckets=[4]", "model.hidden=64", "model.heads=2", "model.puzzle_dim=64",
+        "model.n_latent=1", "model.n_recursion=1", "model.n_supervision=2", "batch_size=16", "max_steps=300",
+        "warmup_steps=10", "lr=3e-3", "lr_min_ratio=0.0", "ema_decay=0", "halt_exploration=0.5"])
+    data = training_data(cfg)
+    trainer = Trainer(cfg, tmp_path / "run", data, quiet=True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # see ONE_THREAD
+    try:
+        for _ in range(cfg.optim.max_steps):
+            trainer.train_step()
+    finally:
+        torch.set_num_threads(threads)
+    model = trainer.unwrapped.eval()
+    solved = []
+    for t, task in enumerate(data.tasks):
+        for inp, out in task.train:
+            side = canvas_side(max(*inp.shape, *out.shape), tuple(cfg.data.buckets))
+            pred, _ = model.solve(torch.from_numpy(encode(inp, side)[None]).long(),
+                                  torch.tensor([data.puzzles.row(t, 0)]))  # all N_sup steps, identity view
+            guess = decode(pred[0].numpy())
+            solved.append(guess.shape == out.shape and bool((guess == out).all()))
+    assert len(solved) == 14 and all(solved), solved
+
+
+# ---- resume ----------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def uninterrupted(small_files, tmp_path_factory):
+    """A 20-step run with checkpoints every 5 steps: (run dir, overrides)."""
+    run = tmp_path_factory.mktemp("resume") / "full"
+    overrides = [*tiny_overrides(small_files[1]), "save_every=5"]
+    train(run, *overrides, "max_steps=20")
+    return run, overrides
+
+
+@pytest.mark.slow
+def test_stop_at_max_steps_then_raise_it_resumes_exactly(uninterrupted, tmp_path):
+    full, overrides = uninterrupted
+    run = tmp_path / "staged"
+    train(run, *overrides, "max_steps=10")
+    assert (run / "latest").read_text().strip() == "checkpoints/step-0000010"
+    ckpt = run / "checkpoints" / "step-0000010"
+    for name in ("model.safetensors", "ema.safetensors", "config.json", "puzzles.json", "trainer_state.json",
+                 "optimizer.pt", "carry-rank0.pt"):
+        assert (ckpt / name).is_file(), name
+    assert json.loads((run / "config.json").read_text())["optim"]["max_steps"] == 10
+    result = train(run, *overrides, "max_steps=20")
+    assert "resuming from" in result.stderr and "at step 10" in result.stderr
+    steps = [m["step"] for m in loss_lines(run)]
+    assert steps == list(range(1, 21))
+    assert loss_lines(run) == loss_lines(full)
+    assert_same_weights(final_weights(run), final_weights(full))
+    assert_same_weights(load_file(run / "checkpoints/step-0000020/ema.safetensors"),
+                        load_file(full / "checkpoints/step-0000020/ema.safetensors"))
+
+
+@pytest.mark.slow
+def test_killed_after_a_checkpoint_resumes_exactly(uninterrupted, tmp_path):
+    """The state a kill after step 10's save leaves: later checkpoints gone, `latest` at step 10, metrics
+    logged past step 10, and a half-written temporary folder. Resuming redoes steps 11-20 identically."""
+    full, overrides = uninterrupted
+    run = tmp_path / "killed"
+    shutil.copytree(full, run)
+    for ckpt in ("step-0000015", "step-0000020"):
+        shutil.rmtree(run / "checkpoints" / ckpt)
+    (run / "latest").write_text("checkpoints/step-0000010")
+    stale = run / "checkpoints" / ".tmp-step-0000015"
+    stale.mkdir()
+    (stale / "model.safetensors").write_bytes(b"half a file")
+    train(run, *overrides, "max_steps=20")
+    assert loss_lines(run) == loss_lines(full)  # steps 11-20 logged once, and equal
+    assert_same_weights(final_weights(run), final_weights(full))
+
+
+def test_resume_with_another_model_config_exits_2(uninterrupted, cli_error):
+    full, overrides = uninterrupted
+    cli_error(["train", "--config", "tiny-cpu", "--out", str(full), *overrides, "model.hidden=64"],
+              "different model settings", str(full))
+
+
+# ---- kill -9 during a save ---------------------------------------------------------------------------------
+
+SAVER = """
+import sys
+from arc_trm.config import load_config
+from arc_trm.train import Trainer, latest_checkpoint, training_data
+cfg = load_config("tiny-cpu", sys.argv[2:])
+trainer = Trainer(cfg, sys.argv[1], training_data(cfg), quiet=True)
+ckpt = latest_checkpoint(sys.argv[1])
+if ckpt is not None:
+    trainer.resume(ckpt)
+print("ready", flush=True)
+while True:  # checkpoints of a few tens of MB, back to back
+    trainer.train_step()
+    trainer.save()
+"""
+
+
+@pytest.mark.slow
+def test_kill_9_during_saves_leaves_a_loadable_checkpoint(small_files, tmp_path):
+    run = tmp_path / "run"
+    # the MLP token mixer makes the weights (and EMA and AdamW state) big enough that saves take a while
+    overrides = [*tiny_overrides(small_files[1]), "model.mixer=mlp", "keep_checkpoints=2"]
+    cfg = load_config("tiny-cpu", overrides)
+    probe = Trainer(cfg, tmp_path / "probe", training_data(cfg), quiet=True)
+    rng = np.random.default_rng(0)
+    steps_seen, mid_save = [], 0
+    for _ in range(3):
+        child = subprocess.Popen([sys.executable, "-c", SAVER, str(run), *overrides], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, cwd=REPO, env=ONE_THREAD)
+        assert child.stdout.readline().strip() == "ready", child.stderr.read()
+        before = (run / "latest").read_text() if (run / "latest").exists() else None
+        deadline = time.monotonic() + 60
+        while not (run / "latest").exists() or (run / "latest").read_text() == before:  # a save completed
+            assert time.monotonic() < deadline and child.poll() is None, child.stderr.read()
+            time.sleep(0.02)
+        while not list((run / "checkpoints").glob(".tmp-step-*")):  # the next save has begun
+            assert time.monotonic() < deadline and child.poll() is None, child.stderr.read()
+            time.sleep(0.005)
+        time.sleep(0.05 * rng.random())  # a random moment inside it
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        mid_save += bool(list((run / "checkpoints").glob(".tmp-step-*")))
+        ckpt = latest_checkpoint(run)
+        assert ckpt is not None and ckpt.name.startswith("step-")
+        state = json.loads((ckpt / "trainer_state.json").read_text())
+        steps_seen.append(state["step"])
+        probe.resume(ckpt)  # every file of it loads
+        assert probe.step == state["step"]
+        assert_same_weights(probe.unwrapped.state_dict(), load_file(ckpt / "model.safetensors"))
+    # each restart resumed from the last complete checkpoint and went on saving
+    assert steps_seen == sorted(steps_seen) and steps_seen[0] >= 1 and len(set(steps_seen)) == 3, steps_seen
+    assert mid_save >= 2, f"only {mid_save} of 3 kills landed inside a save"
+
+
+# ---- processes ---------------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_two_processes_equal_one_with_the_same_global_batch(small_files, tmp_path):
+    overrides = [*tiny_overrides(small_files[1]), "max_steps=6", "save_every=0"]
+    train(tmp_path / "one", *overrides, script=[sys.executable, "scripts/train.py"])
+    train(tmp_path / "two", *overrides,
+          script=[TORCHRUN, "--standalone", "--nproc_per_node", "2", "scripts/train.py"])
+    one, two = loss_lines(tmp_path / "one"), loss_lines(tmp_path / "two")
+    assert [m["step"] for m in two] == list(range(1, 7))
+    for a, b in zip(one, two):
+        assert a.keys() == b.keys()
+        for k in a:
+            assert a[k] == pytest.approx(b[k], rel=1e-5, abs=1e-6), (a["step"], k)
+    w1, w2 = final_weights(tmp_path / "one"), final_weights(tmp_path / "two")
+    assert w1["puzzles.weight"].abs().sum() > 0  # the rows were trained, and equally so
+    assert_same_weights(w1, w2, atol=1e-5)
+
+
+# ---- config errors -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("overrides, fragments", [
+    (["bogus=1"], ["unknown config key 'bogus'"]),
+    (["model.hidden=abc"], ["model.hidden must be an integer", "'abc'"]),
+])
+def test_bad_override_exits_2(cli_error, overrides, fragments):
+    cli_error(["train", "--out", "/nonexistent/never-written", *overrides], *fragments)
+
+
+def test_unknown_config_and_unknown_section_exit_2(cli_error, tmp_path):
+    cli_error(["train", "--config", "no-such-config"], "unknown config 'no-such-config'", "tiny-cpu")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"model": {"hidden": 64}, "optimiser": {"lr": 1}}))
+    cli_error(["train", "--config", str(bad)], str(bad), "unknown config section 'optimiser'")
+
+
+@pytest.mark.parametrize("overrides, fragment", [
+    (["model.nope=1"], "unknown config key model.nope"),
+    (["nosection.hidden=1"], "unknown config section 'nosection'"),
+    (["max_steps=1.5"], "optim.max_steps must be an integer"),
+    (["translate=maybe"], "data.translate must be true or false"),
+    (["buckets=7"], "data.buckets must be a list"),
+    (["model.hidden=30"], "must be divisible by model.heads"),
+    (["just-a-word"], "expected key=value"),
+])
+def test_bad_overrides_name_the_field(overrides, fragment):
+    with pytest.raises(UserError, match=fragment.replace(".", r"\.")):
+        load_config("tiny-cpu", overrides)
