@@ -18,7 +18,13 @@ from arc_trm.adapt import adapt, unknown_tasks
 from arc_trm.atomic import atomic_write_json
 from arc_trm.errors import UserError
 from arc_trm.infer import Ballot, Predictor, Votes, load_checkpoint
-from arc_trm.submission import load_submission, score_submission, validate_submission
+from arc_trm.submission import (
+    fallback_submission,
+    load_submission,
+    score_submission,
+    validate_submission,
+    write_submission,
+)
 from arc_trm.tasks import Task
 
 PASS_AT = (1, 2, 5, 10, 100)
@@ -31,10 +37,14 @@ def solve(checkpoint: str | Path, tasks: list[Task], out: str | Path, *, views: 
           batch_size: int | None = None) -> Votes:
     """Adapt the checkpoint to unseen tasks (unless `no_adapt`), then vote over views and write the
     submission `out`, valid from the first moment and improved as views complete."""
+    from accelerate import PartialState
+
     started = time.monotonic()
     out = Path(out)
     cfg, puzzles, model = load_checkpoint(checkpoint)
     if unknown_tasks(tasks, puzzles) and not no_adapt:
+        if PartialState().is_main_process:  # a valid file before adapting: Ctrl-C or a crash there keeps it
+            write_submission(out, fallback_submission(tasks))
         adapt_dir = Path(adapt_dir) if adapt_dir else out.with_name(out.stem + "-adapted")
         budget = None if time_budget is None else ADAPT_SHARE * time_budget
         checkpoint = adapt(checkpoint, tasks, adapt_dir, mode=adapt_mode, steps=adapt_steps, time_budget=budget,

@@ -9,11 +9,14 @@ answers that are known in advance; the subprocess tests use a real checkpoint.
 
 import json
 import shutil
+import signal
+import subprocess
 import time
 
 import numpy as np
 import pytest
 import torch
+from conftest import ARC_TRM
 from torch import nn
 
 from arc_trm.augment import View
@@ -415,3 +418,23 @@ def test_evaluate_without_solutions_predicts_and_validates(tiny_checkpoint, smal
     assert json.loads((out / "results.json").read_text())["scores"] is None
     assert "hidden outputs" in (out / "report.html").read_text()  # predictions drawn, nothing scored
     assert cli("validate", out / "submission.json", "--tasks", challenges).returncode == 0
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_adaptation_leaves_a_valid_submission(tiny_checkpoint, small_files, tmp_path):
+    """The file is written before adaptation starts, so an interrupt there still leaves every task covered."""
+    tasks, _, _ = small_files
+    unseen = [t for t in load_tasks("arc1-small") if t.id not in {t.id for t in tasks}][:2]
+    challenges = tmp_path / "mixed_challenges.json"
+    write_kaggle_files(tasks + unseen, challenges)
+    out, log = tmp_path / "submission.json", tmp_path / "stderr.txt"
+    with open(log, "w") as stderr:
+        proc = subprocess.Popen([ARC_TRM, "predict", "--checkpoint", str(tiny_checkpoint), "--tasks", str(challenges),
+                                 "--out", str(out), "--adapt-steps", "100000"], stderr=stderr, text=True)
+        deadline = time.monotonic() + 120
+        while "train:" not in log.read_text() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=120) != 0
+    assert "train:" in log.read_text()
+    validate_submission(load_submission(out), tasks + unseen)
