@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_datasets)
 
     p = sub.add_parser("train", help="train a TRM (same as scripts/train.py); an existing --out resumes")
-    from arc_trm.train import add_train_arguments
+    from arc_trm.config import add_train_arguments
 
     add_train_arguments(p)
     p.set_defaults(func=cmd_train)
@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--adapt-steps", type=int, default=1000, help="adaptation steps (or until the budget)")
         p.add_argument("--stop-on-halt", action="store_true",
                        help="keep each view's answer from the first step its halt head says stop")
-        p.add_argument("--batch-size", type=int, default=None, help="views per batch (default: min(batch, 256))")
+        p.add_argument("--batch-size", type=int, default=None, help="views per batch (default: 256)")
 
     p = sub.add_parser("adapt", help="teach a checkpoint unseen tasks from their demonstrations")
     p.add_argument("--checkpoint", required=True, help="a run directory or checkpoint folder")

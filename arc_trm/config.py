@@ -196,3 +196,11 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> None:
                 raise UserError(f"override {item!r}: unknown config key {key!r}")
             section, name = owners[0], key
         _update(cfg, {section: {name: value}}, f"override {item!r}")
+
+
+def add_train_arguments(parser) -> None:
+    parser.add_argument("--config", default="tiny-cpu",
+                        help=f"a named config ({', '.join(named_configs())}) or a config JSON file")
+    parser.add_argument("--out", default=None, help="run directory (default: runs/CONFIG); an existing one resumes")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="config overrides, e.g. max_steps=50 model.hidden=128")

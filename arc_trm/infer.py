@@ -173,7 +173,7 @@ class Predictor:
         self.accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
         self.model = model.to(self.accelerator.device).eval()
         self.cfg, self.puzzles, self.stop_on_halt = cfg, puzzles, stop_on_halt
-        self.batch_size = batch_size or min(cfg.optim.batch_size, 256)
+        self.batch_size = batch_size or 256
         self.buckets = tuple(cfg.data.buckets)
 
     def solve_items(self, tasks: list[Task], items: list[Item], views_of: dict, votes: Votes,

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from arc_trm.atomic import atomic_write_json, atomic_write_text
-from arc_trm.config import Config, load_config, named_configs
+from arc_trm.config import Config, load_config
 from arc_trm.data import ExampleStream, ExampleTable, PuzzleSet, estimate_output_side
 from arc_trm.encoding import canvas_side, decode, encode
 from arc_trm.errors import UserError
@@ -310,6 +310,11 @@ class Trainer:
         ckpt_root = self.out_dir / "checkpoints"
         final = ckpt_root / f"step-{self.step:07d}"
         tmp = ckpt_root / f".tmp-step-{self.step:07d}"
+        if (final / "trainer_state.json").exists():  # this step is saved already (a resume at its end)
+            if acc.is_main_process:
+                atomic_write_text(self.out_dir / "latest", final.relative_to(self.out_dir).as_posix())
+            acc.wait_for_everyone()
+            return final
         if acc.is_main_process:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
@@ -485,14 +490,6 @@ def run_training(cfg: Config, out_dir: str | Path, quiet: bool = False, time_bud
         if trainer.accelerator.is_main_process and not quiet:
             print(f"resuming from {ckpt} at step {trainer.step}", file=sys.stderr)
     return trainer.fit(time_budget=time_budget)
-
-
-def add_train_arguments(parser) -> None:
-    parser.add_argument("--config", default="tiny-cpu",
-                        help=f"a named config ({', '.join(named_configs())}) or a config JSON file")
-    parser.add_argument("--out", default=None, help="run directory (default: runs/CONFIG); an existing one resumes")
-    parser.add_argument("overrides", nargs="*", metavar="key=value",
-                        help="config overrides, e.g. max_steps=50 model.hidden=128")
 
 
 def train_command(args) -> dict:

@@ -7,8 +7,9 @@ The same script runs on many processes: `accelerate launch scripts/train.py ...`
 import argparse
 import sys
 
+from arc_trm.config import add_train_arguments
 from arc_trm.errors import UserError
-from arc_trm.train import add_train_arguments, train_command
+from arc_trm.train import train_command
 
 
 def main() -> int:
