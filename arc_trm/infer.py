@@ -152,6 +152,18 @@ def plan_rounds(tasks: list[Task], puzzles: PuzzleSet, n_views: int | None, seed
     return rounds, views_of
 
 
+def merge_rounds(rounds: list[list[Item]], min_items: int) -> list[list[Item]]:
+    """Keep round 0 (every task's identity view) alone, then join later rounds until each holds at
+    least `min_items`, so batches stay full when there are few tasks and many views."""
+    merged = rounds[:1]
+    for items in rounds[1:]:
+        if len(merged) > 1 and len(merged[-1]) < min_items:
+            merged[-1] = merged[-1] + items
+        else:
+            merged.append(list(items))
+    return merged
+
+
 def check_fits(tasks: list[Task], buckets: tuple[int, ...]) -> None:
     """Every task must have test inputs, and its grids (with the EOS edge) must fit the largest canvas."""
     largest = max(buckets)
@@ -177,7 +189,7 @@ class Predictor:
         self.buckets = tuple(cfg.data.buckets)
 
     def solve_items(self, tasks: list[Task], items: list[Item], views_of: dict, votes: Votes,
-                    deadline: float | None) -> bool:
+                    deadline: float | None, on_batch: Callable[[int], None] = lambda n: None) -> bool:
         """Vote on `items`, batched per canvas bucket. Returns False if the deadline stopped it."""
         groups: dict[int, list[tuple[Item, np.ndarray]]] = {}
         for it in items:
@@ -201,6 +213,7 @@ class Predictor:
                     task = tasks[it.task]
                     grid = views_of[task.id][it.view].invert(decode(canvas))
                     votes[task.id][it.test].add(grid, float(h))
+                on_batch(len(chunk) * self.accelerator.num_processes)
         return True
 
     def predict(self, tasks: list[Task], out: str | Path | None = None, n_views: int | None = None,
@@ -214,6 +227,7 @@ class Predictor:
         deadline = None if time_budget is None else time.monotonic() + time_budget
         check_fits(tasks, self.buckets)
         rounds, views_of = plan_rounds(tasks, self.puzzles, n_views, self.cfg.run.seed)
+        rounds = merge_rounds(rounds, 4 * self.batch_size * acc.num_processes)
         merged: Votes = {t.id: [Ballot() for _ in t.test_inputs] for t in tasks}
         submission = fallback_submission(tasks)
         if out is not None and acc.is_main_process:
@@ -224,13 +238,14 @@ class Predictor:
             for r, items in enumerate(rounds):
                 local: Votes = {t.id: [Ballot() for _ in t.test_inputs] for t in tasks}
                 finished = self.solve_items(tasks, items[acc.process_index::acc.num_processes], views_of, local,
-                                            deadline)
+                                            deadline, on_batch=bar.update)
                 finished = all(gather_object([finished]))
                 for part in gather_object([local]):
                     for task_id, ballots in part.items():
                         for mine, theirs in zip(merged[task_id], ballots):
                             mine.merge(theirs)
-                bar.update(len(items))
+                bar.n = min(bar.total, sum(len(x) for x in rounds[:r + 1]))  # exact at each round's end
+                bar.refresh()
                 if acc.is_main_process:
                     submission = submission_from_votes(tasks, merged, base=submission)
                     if out is not None:
