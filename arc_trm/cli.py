@@ -1,6 +1,7 @@
 """The `arc-trm` command: thin subcommands over the library. Bad input: one line on stderr, exit 2."""
 
 import argparse
+import os
 import sys
 
 from arc_trm.errors import UserError
@@ -121,6 +122,17 @@ def cmd_plot(args: argparse.Namespace) -> None:
     from arc_trm.render import plot_runs
 
     print(plot_runs(args.run_dirs, args.out))
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    import json
+
+    from arc_trm.bench import bench, format_table
+
+    log = (lambda line: None) if args.json else (lambda line: print(line, file=sys.stderr))
+    result = bench(args.config, args.device, args.batch_size, args.seconds, windows=args.windows,
+                   warmup=args.warmup, views=args.views, infer_steps=args.infer_steps, log=log)
+    print(json.dumps(result) if args.json else format_table(result))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -244,10 +256,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="curves.png", metavar="FILE.png", help="default: curves.png")
     p.set_defaults(func=cmd_plot)
 
+    p = sub.add_parser("bench", help="training examples/s, inference views/s and peak memory: fixed 30x30 "
+                       "canvases vs canvas buckets")
+    p.add_argument("--config", default="tiny-cpu", help="a named config or a config JSON (default: tiny-cpu)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: cuda if available")
+    p.add_argument("--batch-size", type=int, default=None, help="examples per step and views per batch "
+                   "(default: the config's batch size)")
+    p.add_argument("--seconds", type=float, default=60.0, help="timed seconds in all, split over windows "
+                   "(a window is at least one step; default: %(default)s)")
+    p.add_argument("--windows", type=int, default=5, help="timed windows per figure; medians are reported")
+    p.add_argument("--warmup", type=int, default=2, help="untimed warm-up steps per layout (memory is "
+                   "measured on them)")
+    p.add_argument("--views", type=int, default=8, help="views per task of the arc1/arc2 mixes")
+    p.add_argument("--infer-steps", type=int, default=2, help="supervision steps timed per inference batch, "
+                   "scaled to N_sup (0: all N_sup)")
+    p.add_argument("--json", action="store_true", help="print one JSON object with the figures")
+    p.set_defaults(func=cmd_bench)
+
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    # OpenMP threads that spin while they wait for work make every op many times slower once other
+    # processes share the cores (measured: a tiny-cpu step 6 s instead of 0.2 s on 2 busy cores).
+    # Read when torch loads, which the subcommands do lazily, after this line; a user's setting wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
