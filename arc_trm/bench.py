@@ -105,7 +105,7 @@ class InferMix:
 
 
 def bench(config: str = "tiny-cpu", device: str | None = None, batch_size: int | None = None,
-          seconds: float = 60.0, windows: int = 5, warmup: int = 2, views: int = 8,
+          seconds: float = 60.0, windows: int = 3, warmup: int = 1, views: int = 8,
           infer_steps: int = 2, log=lambda line: None) -> dict:
     """Measure training examples/s and inference views/s, fixed 30x30 vs bucketed; see the module doc."""
     from accelerate import Accelerator

@@ -264,8 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: the config's batch size)")
     p.add_argument("--seconds", type=float, default=60.0, help="timed seconds in all, split over windows "
                    "(a window is at least one step; default: %(default)s)")
-    p.add_argument("--windows", type=int, default=5, help="timed windows per figure; medians are reported")
-    p.add_argument("--warmup", type=int, default=2, help="untimed warm-up steps per layout (memory is "
+    p.add_argument("--windows", type=int, default=3, help="timed windows per figure; medians are reported")
+    p.add_argument("--warmup", type=int, default=1, help="untimed warm-up steps per layout (memory is "
                    "measured on them)")
     p.add_argument("--views", type=int, default=8, help="views per task of the arc1/arc2 mixes")
     p.add_argument("--infer-steps", type=int, default=2, help="supervision steps timed per inference batch, "
