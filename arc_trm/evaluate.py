@@ -129,8 +129,9 @@ def demo(source: str = "arc1-small", out_dir: str | Path = "runs/demo", minutes:
     tasks = load_tasks(source)
     if any(t.test_outputs is None for t in tasks):
         raise UserError(f"demo: {source} has no solutions to score against")
+    # the time budget, not a step count, ends the run: its schedule is fitted to the steps that fit
     cfg = load_config("tiny-cpu", [f"data.eval_tasks={source}", "data.train_tasks=", "eval_every=0",
-                                   *overrides])
+                                   "max_steps=1000000", *overrides])
     out_dir = Path(out_dir)
     run_dir = out_dir / "run"
     shutil.rmtree(run_dir, ignore_errors=True)  # the demo always trains afresh
