@@ -23,7 +23,7 @@ import numpy as np
 from arc_trm.atomic import atomic_write, atomic_write_text
 from arc_trm.errors import UserError
 from arc_trm.submission import ATTEMPTS, load_submission, validate_submission
-from arc_trm.tasks import Task, _read_json, load_tasks
+from arc_trm.tasks import Task, load_tasks, read_json
 
 # colour c of a grid is drawn as PALETTE[c] (the palette of the ARC-AGI web viewer)
 PALETTE = ("#000000", "#0074D9", "#FF4136", "#2ECC40", "#FFDC00",
@@ -95,7 +95,7 @@ def load_predictions(path: str | Path, tasks: list[Task]) -> dict[str, list[Pred
     preds = {task_id: [Prediction(tuple(np.array(e[k], dtype=np.uint8) for k in ATTEMPTS)) for e in entries]
              for task_id, entries in sub.items()}
     if results_path is not None and results_path.exists():
-        _attach_results(preds, _read_json(results_path), results_path)
+        _attach_results(preds, read_json(results_path), results_path)
     return preds
 
 
@@ -285,7 +285,7 @@ def write_report(eval_dir: Path, tasks: list[Task], order: str = "failed-first")
         raise UserError(f"unknown order {order!r}: use one of {', '.join(ORDERS)}")
     eval_dir = Path(eval_dir)
     results_path = eval_dir / "results.json"
-    results = _read_json(results_path)
+    results = read_json(results_path)
     # scores is null for tasks without solutions (their predictions are still drawn)
     if not isinstance(results, dict) or not isinstance(results.get("scores", ""), dict | None):
         raise UserError(f"{results_path}: expected an object with 'scores' (null when there are no solutions)")

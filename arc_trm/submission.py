@@ -12,7 +12,7 @@ import numpy as np
 
 from arc_trm.atomic import atomic_write_json
 from arc_trm.errors import UserError
-from arc_trm.tasks import Task, _read_json, parse_grid
+from arc_trm.tasks import Task, parse_grid, read_json
 
 ATTEMPTS = ("attempt_1", "attempt_2")
 FALLBACK_ATTEMPT_2 = [[0]]  # a second guess that differs from the input copy in almost every task
@@ -63,7 +63,7 @@ def write_submission(path: str | Path, submission: dict) -> None:
 
 
 def load_submission(path: str | Path) -> dict:
-    return _read_json(Path(path))
+    return read_json(Path(path))
 
 
 def validate_submission(submission, tasks: list[Task], file: str = "submission") -> None:

