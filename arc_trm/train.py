@@ -31,9 +31,9 @@ import numpy as np
 import torch
 
 from arc_trm.atomic import atomic_write_json, atomic_write_text
+from arc_trm.augment import View
 from arc_trm.config import Config, load_config
-from arc_trm.data import ExampleStream, ExampleTable, PuzzleSet, estimate_output_side
-from arc_trm.encoding import canvas_side, decode, encode
+from arc_trm.data import ExampleStream, ExampleTable, PuzzleSet
 from arc_trm.errors import UserError
 from arc_trm.loss import step_loss
 from arc_trm.model import TRM, sparse_sign_sgd
@@ -271,33 +271,25 @@ class Trainer:
 
     # ---- evaluation ----------------------------------------------------------------------------------
     def evaluate(self) -> float:
-        """Exact accuracy on the held-out test inputs (identity view, all N_sup steps, EMA weights)."""
+        """Exact accuracy on the held-out test inputs (identity view, all N_sup steps, EMA weights),
+        through the same batching and decoding as prediction (infer.Predictor)."""
+        from arc_trm.infer import Ballot, Item, Predictor
+
         items = self.data.eval_items
         if not items:
             return float("nan")
-        model = self.unwrapped
-        model.eval()
+        tasks, model = self.data.tasks, self.unwrapped
+        votes = {tasks[t].id: [Ballot() for _ in tasks[t].test_inputs] for t, _ in items}
+        predictor = Predictor(model, self.cfg, self.data.puzzles, accelerator=self.accelerator,
+                              batch_size=self.cfg.optim.batch_size)
         ctx = self.ema.applied(model) if self.ema is not None else contextlib.nullcontext()
+        with ctx:
+            predictor.solve_items(tasks, [Item(t, j, 0, self.data.puzzles.row(t, 0)) for t, j in items],
+                                  {tasks[t].id: [View()] for t, _ in items}, votes, deadline=None)
         correct = 0
-        groups: dict[int, list[tuple[int, int]]] = {}
         for t, j in items:
-            task = self.data.tasks[t]
-            side = canvas_side(estimate_output_side(task, task.test_inputs[j]), tuple(self.cfg.data.buckets))
-            groups.setdefault(side, []).append((t, j))
-        per = self.cfg.optim.batch_size
-        with ctx, self.accelerator.autocast():
-            for side, group in groups.items():
-                for start in range(0, len(group), per):
-                    chunk = group[start:start + per]
-                    tokens = np.stack([encode(self.data.tasks[t].test_inputs[j], side) for t, j in chunk])
-                    rows = [self.data.puzzles.row(t, 0) for t, _ in chunk]
-                    pred, _ = model.solve(torch.from_numpy(tokens).long().to(self.accelerator.device),
-                                          torch.tensor(rows, device=self.accelerator.device))
-                    pred = pred.cpu().numpy()
-                    for (t, j), canvas in zip(chunk, pred):
-                        truth = self.data.tasks[t].test_outputs[j]
-                        guess = decode(canvas)
-                        correct += guess.shape == truth.shape and bool((guess == truth).all())
+            guess, truth = votes[tasks[t].id][j].ranked()[0].grid, tasks[t].test_outputs[j]
+            correct += guess.shape == truth.shape and bool((guess == truth).all())
         return correct / len(items)
 
     # ---- checkpoints ---------------------------------------------------------------------------------
