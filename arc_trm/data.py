@@ -68,10 +68,27 @@ class PuzzleSet:
 
 
 def estimate_output_side(task: Task, grid: np.ndarray) -> int:
-    """A bound on the side of the output for `grid`, which is unknown at test time: the largest of the
-    task's grids, and of `grid` scaled by the largest output/input growth among the demonstrations."""
-    growth = max(max(o.shape) / max(i.shape) for i, o in task.train)
-    return min(MAX_SIDE, max(task.max_side(), int(np.ceil(max(grid.shape) * growth))))
+    """The side of the square that must hold `grid` and its output, which is unknown at test time.
+
+    When every demonstration agrees on one shape rule, the rule gives the output's shape: outputs as
+    large as their inputs, outputs of one fixed shape, or outputs scaled by one ratio per axis. Otherwise
+    a safe bound: the largest of the task's grids, and `grid` scaled by the demonstrations' largest growth.
+    `grid` may be seen under a view that transposes it, so only sides (largest dimensions) are compared.
+    """
+    ins = np.array([i.shape for i, _ in task.train])
+    outs = np.array([o.shape for _, o in task.train])
+    side = max(grid.shape)
+    ratio = outs / ins
+    if (ins == outs).all():
+        out_side = side
+    elif (outs == outs[0]).all():
+        out_side = int(outs[0].max())
+    elif (ratio == ratio[0]).all():
+        out_side = int(np.ceil(side * ratio[0].max()))
+    else:
+        growth = max(max(o.shape) / max(i.shape) for i, o in task.train)
+        out_side = max(task.max_side(), int(np.ceil(side * growth)))
+    return min(MAX_SIDE, max(side, out_side))
 
 
 class ExampleTable:

@@ -21,7 +21,7 @@ from torch import nn
 
 from arc_trm.augment import View
 from arc_trm.config import load_config
-from arc_trm.data import PuzzleSet
+from arc_trm.data import PuzzleSet, estimate_output_side
 from arc_trm.encoding import decode, encode
 from arc_trm.errors import UserError
 from arc_trm.evaluate import PASS_AT, results, solve
@@ -438,3 +438,27 @@ def test_ctrl_c_during_adaptation_leaves_a_valid_submission(tiny_checkpoint, sma
         assert proc.wait(timeout=120) != 0
     assert "train:" in log.read_text()
     validate_submission(load_submission(out), tasks + unseen)
+
+
+def test_output_side_follows_the_shape_rule_the_demonstrations_agree_on():
+    def task(*shapes):  # (input shape, output shape) per demonstration
+        return Task("t", [(np.zeros(i, np.uint8), np.zeros(o, np.uint8)) for i, o in shapes], [], None)
+
+    big = np.zeros((12, 12), np.uint8)
+    small = np.zeros((3, 5), np.uint8)
+    assert estimate_output_side(task(((12, 12), (12, 12)), ((4, 4), (4, 4))), small) == 5  # same shape
+    assert estimate_output_side(task(((12, 12), (2, 2)), ((9, 9), (2, 2))), small) == 5  # fixed 2x2, input larger
+    assert estimate_output_side(task(((12, 12), (3, 3)), ((4, 4), (3, 3))), np.zeros((2, 2))) == 3  # fixed 3x3
+    assert estimate_output_side(task(((2, 3), (6, 9)), ((4, 4), (12, 12))), small) == 15  # 3x per axis
+    assert estimate_output_side(task(((2, 3), (6, 9)), ((4, 4), (12, 12))), big) == 30  # capped at 30
+    # no agreed rule: the task's largest grid, or the input scaled by the largest growth
+    assert estimate_output_side(task(((12, 12), (3, 3)), ((4, 4), (8, 8))), small) == 12
+    assert estimate_output_side(task(((2, 2), (3, 3)), ((4, 4), (8, 8))), small) == 10
+
+
+@pytest.mark.parametrize("name", ["arc1-train", "arc1-eval", "arc2-eval"])
+def test_output_side_estimate_holds_nearly_every_true_output(name):
+    inputs = [(t, g, o) for t in load_tasks(name) for g, o in zip(t.test_inputs, t.test_outputs)]
+    # the few misses are tasks whose output size the demonstrations do not determine (e.g. a count)
+    short = [t.id for t, g, o in inputs if estimate_output_side(t, g) < max(o.shape)]
+    assert len(short) <= 0.015 * len(inputs), short
