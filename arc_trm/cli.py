@@ -194,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tasks", default="arc1-small", help="task source with solutions (default: arc1-small, "
                    "the 46 ARC-AGI-1 training tasks whose grids are all at most 6x6)")
     p.add_argument("--out", default="runs/demo", help="output directory; the submission is OUT/submission.json")
-    p.add_argument("--minutes", type=float, default=8.0, help="training budget in minutes (default: 8)")
+    p.add_argument("--minutes", type=float, default=9.0, help="training budget in minutes (default: 9)")
     p.add_argument("--json", action="store_true", help="print the scores as one JSON object")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="tiny-cpu config overrides")
     p.set_defaults(func=cmd_demo)

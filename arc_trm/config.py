@@ -202,5 +202,8 @@ def add_train_arguments(parser) -> None:
     parser.add_argument("--config", default="tiny-cpu",
                         help=f"a named config ({', '.join(named_configs())}) or a config JSON file")
     parser.add_argument("--out", default=None, help="run directory (default: runs/CONFIG); an existing one resumes")
+    parser.add_argument("--time-budget", type=float, default=None, metavar="S",
+                        help="stop after S seconds of training, the learning-rate schedule fitted to the steps "
+                             "that fit (max_steps still caps them)")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="config overrides, e.g. max_steps=50 model.hidden=128")

@@ -117,7 +117,7 @@ def print_scores(res: dict, out_dir: Path, as_json: bool) -> None:
     print(f"submission, results and report in {out_dir}")
 
 
-def demo(source: str = "arc1-small", out_dir: str | Path = "runs/demo", minutes: float = 8.0,
+def demo(source: str = "arc1-small", out_dir: str | Path = "runs/demo", minutes: float = 9.0,
          overrides: list[str] = ()) -> dict:
     """Train `tiny-cpu` on the demonstration pairs of `source` for `minutes`, then vote over the views
     of their test inputs (which were never trained on), write and score the submission."""

@@ -375,21 +375,24 @@ class Trainer:
         bar = tqdm(total=max_steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True,
                    disable=not acc.is_main_process or self.quiet, file=sys.stderr)
         window_start, window_examples = time.monotonic(), 0
-        planned = time_budget is None
+        # With a time budget, the schedule is fitted to it: the cosine ends at the step the budget
+        # allows, re-estimated at a few points of the run as the measured speed settles. Every process
+        # acts on the main process's clock, so all of them re-plan and stop at the same step.
+        cap, replans = max_steps, []
+        if time_budget is not None:
+            replans = [min(20.0, time_budget / 10)] + [f * time_budget for f in (0.25, 0.5, 0.75)]
         try:
             while self.step < max_steps:
-                elapsed = time.monotonic() - started
-                if time_budget is not None and acc.num_processes == 1 and elapsed > time_budget:
-                    break  # (several processes stop together at the planned step instead)
-                if not planned and elapsed > min(20.0, time_budget / 10):
-                    # fit the schedule to the budget: the cosine ends at the step the budget allows,
-                    # as measured on the main process and shared so every process stops together
-                    rate = (self.step - first_step) / elapsed
-                    plan = [min(max_steps, self.step + int(rate * (time_budget - elapsed)))]
-                    max_steps = max(broadcast_object_list(plan)[0], self.step + 1)
-                    cfg.optim.max_steps = max_steps
-                    bar.total = max_steps
-                    planned = True
+                if time_budget is not None:
+                    elapsed = broadcast_object_list([time.monotonic() - started])[0]
+                    if elapsed > time_budget:
+                        break
+                    if replans and elapsed > replans[0] and self.step > first_step:
+                        replans = [t for t in replans if t > elapsed]
+                        rate = (self.step - first_step) / elapsed
+                        max_steps = max(min(cap, self.step + int(rate * (time_budget - elapsed))), self.step + 1)
+                        cfg.optim.max_steps = max_steps
+                        bar.total = max_steps
                 m = self.train_step()
                 window_examples += cfg.optim.batch_size
                 self.last_metrics.update(m)
@@ -487,7 +490,7 @@ def run_training(cfg: Config, out_dir: str | Path, quiet: bool = False, time_bud
 def train_command(args) -> dict:
     cfg = load_config(args.config, args.overrides)
     out = args.out or f"runs/{cfg.name}"
-    result = run_training(cfg, out)
+    result = run_training(cfg, out, time_budget=args.time_budget)
     if result and os.environ.get("RANK", "0") == "0":
         print(json.dumps({k: result[k] for k in ("step", "loss", "exact_accuracy", "eval_exact_accuracy")
                           if k in result}))

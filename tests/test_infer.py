@@ -440,6 +440,32 @@ def test_ctrl_c_during_adaptation_leaves_a_valid_submission(tiny_checkpoint, sma
     validate_submission(load_submission(out), tasks + unseen)
 
 
+@pytest.mark.slow
+def test_demo_trains_for_its_budget_then_writes_and_scores_a_submission(small_files, tmp_path, cli):
+    tasks, challenges, _ = small_files
+    out = tmp_path / "demo"
+    result = cli("demo", "--tasks", challenges, "--out", out, "--minutes", 0.1, "--json", "model.hidden=32",
+                 "model.heads=2", "model.puzzle_dim=32", "views=4", "batch_size=8")
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout)
+    assert printed["out"] == str(out) and printed["seconds"] > 6
+    assert printed["scores"]["outputs"] == sum(len(t.test_inputs) for t in tasks)
+    official = cli("score", out / "submission.json", "--solutions", challenges, "--json")
+    assert json.loads(official.stdout)["score"] == printed["scores"]["pass@2"]
+    saved = json.loads((out / "results.json").read_text())
+    assert all(sum(c["votes"] for c in e["candidates"]) == 4 for t in tasks for e in saved["tasks"][t.id])
+    trained = json.loads((out / "run" / "config.json").read_text())
+    assert trained["data"]["eval_tasks"] == str(challenges) and trained["model"]["hidden"] == 32
+    steps = [json.loads(ln)["step"] for ln in (out / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert 1 < max(steps) < 1000000  # the budget, not max_steps, ended training
+
+
+def test_demo_without_solutions_exits_2(small_files, tmp_path, cli_error):
+    hidden = tmp_path / "hidden_challenges.json"
+    write_kaggle_files(small_files[0], hidden)
+    cli_error(["demo", "--tasks", hidden, "--out", tmp_path / "demo"], str(hidden), "no solutions")
+
+
 def test_output_side_follows_the_shape_rule_the_demonstrations_agree_on():
     def task(*shapes):  # (input shape, output shape) per demonstration
         return Task("t", [(np.zeros(i, np.uint8), np.zeros(o, np.uint8)) for i, o in shapes], [], None)

@@ -251,6 +251,25 @@ def test_two_processes_equal_one_with_the_same_global_batch(small_files, tmp_pat
     assert_same_weights(w1, w2, atol=1e-5)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("processes", [1, 2])
+def test_a_time_budget_ends_training_with_the_schedule_fitted_to_it(small_files, tmp_path, processes):
+    overrides = [*tiny_overrides(small_files[1]), "max_steps=1000000", "lr_min_ratio=0.1", "save_every=0",
+                 "--time-budget", "8"]
+    script = [sys.executable, "scripts/train.py"]
+    if processes == 2:  # every process must re-plan and stop at the same step, or a collective hangs
+        script = [TORCHRUN, "--standalone", "--nproc_per_node", "2", "scripts/train.py"]
+    start = time.monotonic()
+    train(tmp_path / "run", *overrides, script=script)
+    assert time.monotonic() - start < 8 + 120  # start-up and the final evaluation and save aside
+    lines = loss_lines(tmp_path / "run")
+    steps = [m["step"] for m in lines]
+    assert steps == list(range(1, len(steps) + 1)) and 10 < len(steps) < 1000000
+    lr = load_config("tiny-cpu").optim.lr
+    assert lines[-1]["lr"] < 0.5 * lr  # the cosine was fitted to the budget: it ended near its floor
+    assert (tmp_path / "run" / "latest").exists()
+
+
 # ---- config errors -----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("overrides, fragments", [
