@@ -3,8 +3,10 @@
 Training: one `Trainer.train_step` (one supervision step of `batch` examples, forward + backward +
 optimizer) on the arc1-train mix (the config's data replaced by every arc1-train task under a few
 views), once with `data.buckets=[30]` (the reference layout) and once with the config's buckets.
-Bucketed steps visit buckets at random in proportion to their example counts, as training does, so a
-timed window mixes canvas sizes; figures are examples/s per window, median over windows.
+Training visits buckets at random in proportion to their example counts; the bench instead runs steps of
+every bucket in turn (at least one each per window) and weighs each bucket's time per example by its
+share of the examples, so a window measures the whole mix without the noise of a random draw of a few
+large-canvas steps; figures are examples/s per window, median over windows.
 
 Inference: `Predictor.solve_items` (encode, `TRM.solve`, decode, vote) on the test inputs of the
 arc2-eval mix under a few views, with a freshly built model whose puzzle rows cover them. A window
@@ -16,11 +18,11 @@ scales the time to N_sup (the cost of a step does not depend on which step it is
 Fairness on a shared machine: warm-up steps are excluded, and fixed and bucketed windows alternate,
 so load from other processes hits both alike; the load averages are reported with the figures.
 
-Peak memory: on CUDA, torch.cuda.max_memory_allocated during a step above what was allocated at its
-start. On CPU, the warm-up steps run under torch.profiler(profile_memory=True) and the peak is the
-largest running sum of the bytes every op allocated and freed (time order), i.e. the peak of tensor
-memory the step added; process RSS is not used (the allocator keeps freed pages, so it would mix
-the two layouts).
+Peak memory, over the warm-up steps (one per bucket; per example, the buckets weighted by their shares):
+on CUDA, torch.cuda.max_memory_allocated during a step above what was allocated at its start. On CPU,
+the steps run under torch.profiler(profile_memory=True) and the peak is the largest running sum of the
+bytes every op allocated and freed (time order), i.e. the peak of tensor memory the step added; process
+RSS is not used (the allocator keeps freed pages, so it would mix the two layouts).
 """
 
 import copy
@@ -66,6 +68,22 @@ def step_peak_bytes(fn, device: torch.device) -> tuple[object, int]:
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def train_window(trainer: Trainer, share: dict[int, float], device, seconds: float) -> float:
+    """Examples/s over the mix: steps of every bucket in turn (at least one each, `seconds` in all),
+    each bucket's mean time per example weighted by its share of the training examples."""
+    times: dict[int, list[float]] = {side: [] for side in share}
+    start = time.perf_counter()
+    while not times[next(iter(times))] or time.perf_counter() - start < seconds:
+        for side in times:
+            _sync(device)
+            t = time.perf_counter()
+            trainer.train_step(side)
+            _sync(device)
+            times[side].append(time.perf_counter() - t)
+    B = trainer.cfg.optim.batch_size
+    return 1.0 / sum(w * statistics.mean(times[side]) / B for side, w in share.items())
 
 
 def _train_setup(cfg, buckets: list[int], views: int, accelerator, out_dir: str) -> Trainer:
@@ -132,28 +150,24 @@ def bench(config: str = "tiny-cpu", device: str | None = None, batch_size: int |
     with tempfile.TemporaryDirectory() as tmp:
         log(f"training: arc1-train x {views} views, batch {B}, config {cfg.name} on {dev}")
         trainers = {name: _train_setup(cfg, b, views, acc, os.path.join(tmp, name)) for name, b in layouts.items()}
-        for name, trainer in trainers.items():
-            peaks, sides = [], []
+        shares = {name: dict(zip(t.carries, t.bucket_weights)) for name, t in trainers.items()}
+        for name, trainer in trainers.items():  # warm-up: `warmup` steps of every bucket, with their memory
+            peaks: dict[int, list[int]] = {side: [] for side in shares[name]}
             for _ in range(warmup):
-                metrics, peak = step_peak_bytes(trainer.train_step, dev)
-                peaks.append(peak)
-                sides.append(metrics["canvas"])
-            if peaks:
-                result[f"train_{name}_peak_mb"] = max(peaks) / 2 ** 20
-                result[f"train_{name}_mean_step_peak_mb_per_example"] = statistics.mean(peaks) / B / 2 ** 20
-                result[f"train_{name}_memory_canvases"] = sides
+                for side in peaks:
+                    peaks[side].append(step_peak_bytes(lambda side=side, t=trainer: t.train_step(side), dev)[1])
+            if warmup:
+                result[f"train_{name}_peak_mb"] = max(max(p) for p in peaks.values()) / 2 ** 20
+                result[f"train_{name}_mean_step_peak_mb_per_example"] = sum(
+                    shares[name][side] * statistics.mean(p) for side, p in peaks.items()) / B / 2 ** 20
         rates: dict[str, list[float]] = {name: [] for name in trainers}
         for _ in range(windows):
             for name, trainer in trainers.items():  # alternate, so load from elsewhere hits both alike
-                steps, start = 0, time.perf_counter()
-                while steps == 0 or time.perf_counter() - start < window_s:
-                    trainer.train_step()
-                    steps += 1
-                _sync(dev)
-                rates[name].append(steps * B / (time.perf_counter() - start))
+                rates[name].append(train_window(trainer, shares[name], dev, window_s))
         for name in trainers:
             result[f"train_{name}_examples_per_s"] = statistics.median(rates[name])
             result[f"train_{name}_windows"] = rates[name]
+        result["train_bucketed_share"] = {str(side): round(float(w), 4) for side, w in shares["bucketed"].items()}
         del trainers
 
     # ---- inference ----------------------------------------------------------------------------------

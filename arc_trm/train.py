@@ -221,9 +221,12 @@ class Trainer:
         return self.accelerator.unwrap_model(self.model)
 
     # ---- one supervision step ------------------------------------------------------------------------
-    def train_step(self) -> dict:
+    def train_step(self, side: int | None = None) -> dict:
+        """One supervision step on one canvas bucket: `side`, or one drawn in proportion to the buckets'
+        example counts (what training does; `arc-trm bench` times each bucket in turn)."""
         cfg, acc = self.cfg, self.accelerator
-        side = list(self.carries)[int(self.rng.choice(len(self.carries), p=self.bucket_weights))]
+        if side is None:
+            side = list(self.carries)[int(self.rng.choice(len(self.carries), p=self.bucket_weights))]
         carry = self.carries[side]
         carry.refill(self.table, self.unwrapped, self.rng, cfg.data.translate, acc.device)
         t = carry.tensors
