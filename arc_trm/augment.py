@@ -44,7 +44,7 @@ def _compose_table() -> list[list[int]]:
     images = [dihedral(probe, d) for d in range(8)]
 
     def find(img: np.ndarray) -> int:
-        return next(d for d, im in enumerate(images) if im.shape == img.shape and (im == img).all())
+        return next(d for d, im in enumerate(images) if np.array_equal(im, img))
 
     return [[find(dihedral(dihedral(probe, b), a)) for b in range(8)] for a in range(8)]
 

@@ -34,8 +34,7 @@ import time
 import torch
 
 from arc_trm.config import load_config
-from arc_trm.data import PuzzleSet, estimate_output_side
-from arc_trm.encoding import canvas_side
+from arc_trm.data import PuzzleSet
 from arc_trm.errors import UserError
 from arc_trm.infer import Ballot, Predictor, plan_rounds
 from arc_trm.model import TRM
@@ -74,8 +73,9 @@ def train_window(trainer: Trainer, share: dict[int, float], device, seconds: flo
     """Examples/s over the mix: steps of every bucket in turn (at least one each, `seconds` in all),
     each bucket's mean time per example weighted by its share of the training examples."""
     times: dict[int, list[float]] = {side: [] for side in share}
-    start = time.perf_counter()
-    while not times[next(iter(times))] or time.perf_counter() - start < seconds:
+    start, rounds = time.perf_counter(), 0
+    while rounds == 0 or time.perf_counter() - start < seconds:
+        rounds += 1
         for side in times:
             _sync(device)
             t = time.perf_counter()
@@ -98,11 +98,8 @@ class InferMix:
 
     def __init__(self, predictor: Predictor, tasks, items, views_of, batch: int):
         self.predictor, self.tasks, self.views_of = predictor, tasks, views_of
-        groups: dict[int, list] = {}
-        for it in items:
-            task = tasks[it.task]
-            grid = views_of[task.id][it.view].apply(task.test_inputs[it.test])
-            groups.setdefault(canvas_side(estimate_output_side(task, grid), predictor.buckets), []).append(it)
+        groups = {side: [it for it, _ in group]
+                  for side, group in predictor.by_canvas(tasks, items, views_of).items()}
         self.share = {side: len(g) / len(items) for side, g in sorted(groups.items())}
         self.batches = {side: g[:batch] for side, g in sorted(groups.items())}
 

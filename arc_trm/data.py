@@ -86,7 +86,7 @@ def estimate_output_side(task: Task, grid: np.ndarray) -> int:
     elif (ratio == ratio[0]).all():
         out_side = int(np.ceil(side * ratio[0].max()))
     else:
-        growth = max(max(o.shape) / max(i.shape) for i, o in task.train)
+        growth = (outs.max(axis=1) / ins.max(axis=1)).max()
         out_side = max(task.max_side(), int(np.ceil(side * growth)))
     return min(MAX_SIDE, max(side, out_side))
 

@@ -57,7 +57,7 @@ def solve(checkpoint: str | Path, tasks: list[Task], out: str | Path, *, views: 
 
 def truth_rank(ballot: Ballot, truth: np.ndarray) -> int | None:
     for rank, cand in enumerate(ballot.ranked(), start=1):
-        if cand.grid.shape == truth.shape and (cand.grid == truth).all():
+        if np.array_equal(cand.grid, truth):
             return rank
     return None
 

@@ -188,18 +188,21 @@ class Predictor:
         self.batch_size = batch_size or 256
         self.buckets = tuple(cfg.data.buckets)
 
-    def solve_items(self, tasks: list[Task], items: list[Item], views_of: dict, votes: Votes,
-                    deadline: float | None, on_batch: Callable[[int], None] = lambda n: None) -> bool:
-        """Vote on `items`, batched per canvas bucket. Returns False if the deadline stopped it."""
+    def by_canvas(self, tasks: list[Task], items: list[Item], views_of: dict) -> dict[int, list]:
+        """`items` grouped by canvas bucket: side -> [(item, its test input encoded under its view)]."""
         groups: dict[int, list[tuple[Item, np.ndarray]]] = {}
         for it in items:
             task = tasks[it.task]
-            view = views_of[task.id][it.view]
-            grid = view.apply(task.test_inputs[it.test])
+            grid = views_of[task.id][it.view].apply(task.test_inputs[it.test])
             side = canvas_side(estimate_output_side(task, grid), self.buckets)
             groups.setdefault(side, []).append((it, encode(grid, side)))
+        return groups
+
+    def solve_items(self, tasks: list[Task], items: list[Item], views_of: dict, votes: Votes,
+                    deadline: float | None, on_batch: Callable[[int], None] = lambda n: None) -> bool:
+        """Vote on `items`, batched per canvas bucket. Returns False if the deadline stopped it."""
         device = self.accelerator.device
-        for group in groups.values():
+        for group in self.by_canvas(tasks, items, views_of).values():
             for start in range(0, len(group), self.batch_size):
                 if deadline is not None and time.monotonic() > deadline:
                     return False

@@ -45,7 +45,7 @@ CREDENTIALS_HELP = ("no Kaggle credentials: set KAGGLE_API_TOKEN to a token from
 # used when present). optimizer.pt, the carry-rank*.pt files and older checkpoints only serve resuming
 # training, so they stay home: the optimizer state alone is twice the size of the weights.
 CHECKPOINT_FILES = ("config.json", "puzzles.json", "model.safetensors", "ema.safetensors", "trainer_state.json")
-_REQUIRED_FILES = ("config.json", "puzzles.json", "model.safetensors", "trainer_state.json")
+_REQUIRED_FILES = tuple(name for name in CHECKPOINT_FILES if name != "ema.safetensors")
 
 _REF = re.compile(r"([A-Za-z0-9][A-Za-z0-9_-]*)/([a-z0-9][a-z0-9-]*)")
 # Lines by which the kaggle CLI reports a failure while still exiting 0 (dataset and kernel pushes).

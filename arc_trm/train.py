@@ -292,7 +292,7 @@ class Trainer:
         correct = 0
         for t, j in items:
             guess, truth = votes[tasks[t].id][j].ranked()[0].grid, tasks[t].test_outputs[j]
-            correct += guess.shape == truth.shape and bool((guess == truth).all())
+            correct += np.array_equal(guess, truth)
         return correct / len(items)
 
     # ---- checkpoints ---------------------------------------------------------------------------------

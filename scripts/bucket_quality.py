@@ -34,12 +34,12 @@ from arc_trm.train import run_training  # noqa: E402
 
 
 @torch.no_grad()
-def cell_accuracy(run_dir: str, source: str) -> float:
+def cell_accuracy(run_dir: str, tasks: list) -> float:
     """Fraction of the true outputs' tokens (cells and EOS edge) predicted right, identity view."""
     cfg, puzzles, model = load_checkpoint(run_dir)
     model.eval()
     right = total = 0
-    for task in load_tasks(source):
+    for task in tasks:
         row = puzzles.row(puzzles.index(task.id), 0)
         for grid, truth in zip(task.test_inputs, task.test_outputs):
             side = canvas_side(estimate_output_side(task, grid), tuple(cfg.data.buckets))
@@ -62,6 +62,7 @@ def main() -> None:
     args = parser.parse_args()
     base = load_config(args.config, args.overrides)
     layouts = {"fixed": [30], "bucketed": base.data.buckets}
+    tasks = load_tasks(args.tasks)
     results: dict[str, list[dict]] = {name: [] for name in layouts}
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
@@ -73,7 +74,7 @@ def main() -> None:
                 out = run_training(cfg, f"{tmp}/{name}-{seed}", quiet=True)
                 seconds = time.monotonic() - start
                 run = {"seed": seed, "eval_exact_accuracy": out["eval_exact_accuracy"],
-                       "eval_cell_accuracy": cell_accuracy(f"{tmp}/{name}-{seed}", args.tasks), "seconds": seconds}
+                       "eval_cell_accuracy": cell_accuracy(f"{tmp}/{name}-{seed}", tasks), "seconds": seconds}
                 results[name].append(run)
                 print(json.dumps({"layout": name, **run}), flush=True)
     summary = {name: {"mean_eval_exact_accuracy": statistics.mean(r["eval_exact_accuracy"] for r in runs),
