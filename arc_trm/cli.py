@@ -34,7 +34,7 @@ def cmd_adapt(args: argparse.Namespace) -> None:
 def _solve_args(args: argparse.Namespace) -> dict:
     return {"views": args.views, "time_budget": args.time_budget, "no_adapt": args.no_adapt,
             "adapt_mode": args.mode, "adapt_steps": args.adapt_steps, "stop_on_halt": args.stop_on_halt,
-            "batch_size": args.batch_size}
+            "batch_size": args.batch_size, "rank": args.rank}
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
@@ -151,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_arguments(p)
     p.set_defaults(func=cmd_train)
 
+    from arc_trm.config import RANK_RULES
+
     def solve_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--checkpoint", required=True, help="a run directory or checkpoint folder")
         p.add_argument("--views", type=int, default=None, help="views voted over per test input (default: all "
@@ -164,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--stop-on-halt", action="store_true",
                        help="keep each view's answer from the first step its halt head says stop")
         p.add_argument("--batch-size", type=int, default=None, help="views per batch (default: 256)")
+        p.add_argument("--rank", choices=RANK_RULES, default=None,
+                       help="how candidates rank (default: the checkpoint's infer.rank): votes, then mean halt "
+                            "probability; or the probability of each candidate summed over views")
 
     p = sub.add_parser("adapt", help="teach a checkpoint unseen tasks from their demonstrations")
     p.add_argument("--checkpoint", required=True, help="a run directory or checkpoint folder")

@@ -62,6 +62,15 @@ class OptimConfig:
     halt_exploration: float = 0.1  # probability an example gets a random minimum number of steps
 
 
+RANK_RULES = ("votes", "probability")  # see infer.Ballot
+
+
+@dataclass
+class InferConfig:
+    rank: str = "votes"  # how candidates rank: "votes" (count, then mean halt probability) or "probability"
+    score_views: int = 32  # rank=probability: views whose output distributions score every candidate
+
+
 @dataclass
 class RunConfig:
     seed: int = 0
@@ -79,6 +88,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    infer: InferConfig = field(default_factory=InferConfig)
     run: RunConfig = field(default_factory=RunConfig)
     name: str = "custom"  # the named config this was built from
 
@@ -92,7 +102,7 @@ class Config:
         return cfg
 
 
-SECTIONS = ["model", "data", "optim", "run"]
+SECTIONS = ["model", "data", "optim", "infer", "run"]
 
 
 def _coerce(value, current, key: str, where: str):
@@ -172,6 +182,8 @@ def check_config(cfg: Config) -> None:
         (o.batch_size >= 1 and o.max_steps >= 0, "optim.batch_size must be >= 1 and max_steps >= 0"),
         (d.views >= 1, "data.views must be at least 1"),
         (bool(d.buckets) and all(1 <= b <= 30 for b in d.buckets), "data.buckets must be sides in 1-30"),
+        (cfg.infer.rank in RANK_RULES, f"infer.rank must be one of {', '.join(RANK_RULES)}, got {cfg.infer.rank!r}"),
+        (cfg.infer.score_views >= 1, "infer.score_views must be at least 1"),
         (cfg.run.mixed_precision in ("auto", "bf16", "no"), "run.mixed_precision must be auto, bf16 or no"),
     ]
     for ok, message in problems:

@@ -34,9 +34,10 @@ ADAPT_SHARE = 0.6  # of a time budget, the part given to adaptation when there a
 def solve(checkpoint: str | Path, tasks: list[Task], out: str | Path, *, views: int | None = None,
           time_budget: float | None = None, no_adapt: bool = False, adapt_dir: str | Path | None = None,
           adapt_mode: str = "rows", adapt_steps: int = 1000, stop_on_halt: bool = False,
-          batch_size: int | None = None) -> Votes:
+          batch_size: int | None = None, rank: str | None = None) -> Votes:
     """Adapt the checkpoint to unseen tasks (unless `no_adapt`), then vote over views and write the
-    submission `out`, valid from the first moment and improved as views complete."""
+    submission `out`, valid from the first moment and improved as views complete. `rank` overrides the
+    checkpoint's infer.rank."""
     from accelerate import PartialState
 
     started = time.monotonic()
@@ -51,6 +52,8 @@ def solve(checkpoint: str | Path, tasks: list[Task], out: str | Path, *, views: 
                            views=views)
         cfg, puzzles, model = load_checkpoint(checkpoint)
     remaining = None if time_budget is None else max(0.0, time_budget - (time.monotonic() - started))
+    if rank is not None:
+        cfg.infer.rank = rank
     predictor = Predictor(model, cfg, puzzles, batch_size=batch_size, stop_on_halt=stop_on_halt)
     return predictor.predict(tasks, out, n_views=views, time_budget=remaining)
 

@@ -13,6 +13,7 @@ votes gathered before writing.
 """
 
 import json
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -22,9 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from arc_trm.augment import View
 from arc_trm.config import Config
 from arc_trm.data import PuzzleSet, estimate_output_side
-from arc_trm.encoding import canvas_side, decode, encode
+from arc_trm.encoding import PAD, canvas_side, decode, encode
 from arc_trm.errors import UserError
 from arc_trm.model import TRM
 from arc_trm.submission import fallback_submission, make_submission, write_submission
@@ -72,33 +74,66 @@ class Candidate:
     grid: np.ndarray
     votes: int = 0
     halt_sum: float = 0.0
+    log_prob: float = 0.0  # sum of log p(grid) over the ballot's first `scored` evidence views
+    scored: int = 0
 
     @property
     def halt_prob(self) -> float:
         return self.halt_sum / max(self.votes, 1)
 
 
+def view_log_prob(grid: np.ndarray, view: View, log_probs: np.ndarray) -> float:
+    """log p(grid) under one view's output distribution: `grid` mapped into the view and encoded on its
+    canvas, then the log-probabilities of its colour cells and its EOS edge summed (the cells past the
+    edge are PAD, never trained, and not counted). `log_probs` is (S, S, 12)."""
+    side = log_probs.shape[0]
+    g = view.apply(grid)
+    if max(g.shape) > side:
+        return -math.inf
+    tokens = encode(g, side)
+    r, c = np.nonzero(tokens != PAD)
+    return float(log_probs[r, c, tokens[r, c]].astype(np.float64).sum())
+
+
 @dataclass
 class Ballot:
-    """The votes for one test input: candidate grids keyed by their content."""
+    """The votes for one test input: candidate grids keyed by their content.
 
+    `rule` ranks them: "votes" (the reference) by vote count, then mean halt probability; "probability"
+    by the product of experts over views: the sum over the first `max_evidence` views of log p(candidate)
+    under each view's output distribution, mapped through that view (`view_log_prob`), then by votes.
+    Any view's distribution scores every candidate, including those it did not vote for.
+    """
+
+    rule: str = "votes"
+    max_evidence: int = 32  # views kept to score candidates (rule "probability"); memory grows with it
     candidates: dict[bytes, Candidate] = field(default_factory=dict)
+    evidence: list[tuple[View, np.ndarray]] = field(default_factory=list)  # (view, (S, S, 12) float16 log-probs)
 
-    def add(self, grid: np.ndarray, halt_prob: float, votes: int = 1) -> None:
+    def add(self, grid: np.ndarray, halt_prob: float, votes: int = 1, view: View | None = None,
+            log_probs: np.ndarray | None = None) -> None:
         key = np.asarray(grid.shape, dtype=np.int32).tobytes() + grid.astype(np.uint8).tobytes()
         cand = self.candidates.setdefault(key, Candidate(grid))
         cand.votes += votes
         cand.halt_sum += halt_prob * votes
+        if self.rule == "probability" and log_probs is not None and len(self.evidence) < self.max_evidence:
+            self.evidence.append((view, log_probs.astype(np.float16)))
 
     def merge(self, other: "Ballot") -> None:
         for key, c in other.candidates.items():
             mine = self.candidates.setdefault(key, Candidate(c.grid))
             mine.votes += c.votes
             mine.halt_sum += c.halt_sum
+        self.evidence += other.evidence[:self.max_evidence - len(self.evidence)]
 
     def ranked(self) -> list[Candidate]:
-        """Best first: most votes, then highest mean halt probability."""
-        return sorted(self.candidates.values(), key=lambda c: (-c.votes, -c.halt_prob))
+        """Best first, by `rule`."""
+        if self.rule == "votes" or not self.evidence:
+            return sorted(self.candidates.values(), key=lambda c: (-c.votes, -c.halt_prob))
+        for c in self.candidates.values():  # evidence only grows, so each (candidate, view) is scored once
+            c.log_prob += sum(view_log_prob(c.grid, v, lp) for v, lp in self.evidence[c.scored:])
+            c.scored = len(self.evidence)
+        return sorted(self.candidates.values(), key=lambda c: (-c.log_prob, -c.votes, -c.halt_prob))
 
     def top_two(self) -> tuple[np.ndarray, np.ndarray] | None:
         ranked = self.ranked()
@@ -188,6 +223,11 @@ class Predictor:
         self.batch_size = batch_size or 256
         self.buckets = tuple(cfg.data.buckets)
 
+    def empty_votes(self, tasks: list[Task]) -> Votes:
+        """A ballot per test input, ranking by the config's rule (infer.rank)."""
+        rule, n = self.cfg.infer.rank, self.cfg.infer.score_views
+        return {t.id: [Ballot(rule, n) for _ in t.test_inputs] for t in tasks}
+
     def by_canvas(self, tasks: list[Task], items: list[Item], views_of: dict) -> dict[int, list]:
         """`items` grouped by canvas bucket: side -> [(item, its test input encoded under its view)]."""
         groups: dict[int, list[tuple[Item, np.ndarray]]] = {}
@@ -210,12 +250,14 @@ class Predictor:
                 tokens = torch.from_numpy(np.stack([c for _, c in chunk])).long().to(device)
                 rows = torch.tensor([it.row for it, _ in chunk], device=device)
                 with self.accelerator.autocast():
-                    pred, halt = self.model.solve(tokens, rows, stop_on_halt=self.stop_on_halt)
+                    pred, halt, log_probs = self.model.solve(tokens, rows, stop_on_halt=self.stop_on_halt)
                 pred, halt = pred.cpu().numpy(), halt.float().cpu().numpy()
-                for (it, _), canvas, h in zip(chunk, pred, halt):
+                scoring = self.cfg.infer.rank == "probability"
+                log_probs = log_probs.half().cpu().numpy() if scoring else [None] * len(chunk)
+                for (it, _), canvas, h, lp in zip(chunk, pred, halt, log_probs):
                     task = tasks[it.task]
-                    grid = views_of[task.id][it.view].invert(decode(canvas))
-                    votes[task.id][it.test].add(grid, float(h))
+                    view = views_of[task.id][it.view]
+                    votes[task.id][it.test].add(view.invert(decode(canvas)), float(h), view=view, log_probs=lp)
                 on_batch(len(chunk) * self.accelerator.num_processes)
         return True
 
@@ -231,7 +273,7 @@ class Predictor:
         check_fits(tasks, self.buckets)
         rounds, views_of = plan_rounds(tasks, self.puzzles, n_views, self.cfg.run.seed)
         rounds = merge_rounds(rounds, 4 * self.batch_size * acc.num_processes)
-        merged: Votes = {t.id: [Ballot() for _ in t.test_inputs] for t in tasks}
+        merged = self.empty_votes(tasks)
         submission = fallback_submission(tasks)
         if out is not None and acc.is_main_process:
             write_submission(out, submission)
@@ -239,7 +281,7 @@ class Predictor:
                    disable=not progress or not acc.is_main_process, file=sys.stderr)
         try:
             for r, items in enumerate(rounds):
-                local: Votes = {t.id: [Ballot() for _ in t.test_inputs] for t in tasks}
+                local = self.empty_votes(tasks)
                 finished = self.solve_items(tasks, items[acc.process_index::acc.num_processes], views_of, local,
                                             deadline, on_batch=bar.update)
                 finished = all(gather_object([finished]))

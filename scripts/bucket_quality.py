@@ -43,7 +43,7 @@ def cell_accuracy(run_dir: str, tasks: list) -> float:
         row = puzzles.row(puzzles.index(task.id), 0)
         for grid, truth in zip(task.test_inputs, task.test_outputs):
             side = canvas_side(estimate_output_side(task, grid), tuple(cfg.data.buckets))
-            pred, _ = model.solve(torch.from_numpy(encode(grid, side)).long()[None], torch.tensor([row]))
+            pred = model.solve(torch.from_numpy(encode(grid, side)).long()[None], torch.tensor([row]))[0]
             label = encode(truth, side)
             cells = label != PAD
             right += int((pred[0].numpy() == label)[cells].sum())

@@ -22,7 +22,7 @@ from torch import nn
 from arc_trm.augment import View
 from arc_trm.config import load_config
 from arc_trm.data import PuzzleSet, estimate_output_side
-from arc_trm.encoding import decode, encode
+from arc_trm.encoding import VOCAB_SIZE, decode, encode
 from arc_trm.errors import UserError
 from arc_trm.evaluate import PASS_AT, results, solve
 from arc_trm.infer import Ballot, Predictor, load_checkpoint, submission_from_votes
@@ -54,7 +54,15 @@ class StubModel(nn.Module):
         canvases = tokens.cpu().numpy()
         self.seen += [(r, decode(c)) for r, c in zip(rows, canvases)]
         out = [self.answer(r, c) for r, c in zip(rows, canvases)]
-        return torch.from_numpy(np.stack([c for c, _ in out])), torch.tensor([h for _, h in out])
+        answers = torch.from_numpy(np.stack([c for c, _ in out])).long()
+        return answers, torch.tensor([h for _, h in out]), confident(answers)
+
+
+def confident(canvases: torch.Tensor, p: float = 0.9) -> torch.Tensor:
+    """Log-probabilities (B, S, S, 12) that put `p` on each cell's token of `canvases` (B, S, S)."""
+    probs = torch.full((*canvases.shape, VOCAB_SIZE), (1 - p) / (VOCAB_SIZE - 1))
+    probs.scatter_(-1, canvases.unsqueeze(-1), p)
+    return probs.log()
 
 
 def echo(row: int, canvas: np.ndarray) -> tuple[np.ndarray, float]:
@@ -168,6 +176,56 @@ def test_predict_votes_by_count_then_halt_across_views(cfg):
     assert [(c.votes, c.halt_prob) for c in ranked] == [(2, pytest.approx(0.4)), (2, pytest.approx(0.2)),
                                                         (1, pytest.approx(0.9))]
     assert [c.grid.tolist() for c in ranked] == [y.tolist(), x.tolist(), w.tolist()]
+
+
+class MixtureStub(nn.Module):
+    """Stands in for TRM with chosen output distributions: `answer(row, canvas)` gives (first canvas, p,
+    second canvas, q, halt probability); each cell puts p on the first canvas's token, q on the second's
+    and spreads the rest evenly. The argmax (the view's vote) is the first canvas."""
+
+    def __init__(self, answer):
+        super().__init__()
+        self.answer = answer
+
+    def solve(self, tokens: torch.Tensor, puzzle_ids: torch.Tensor, stop_on_halt: bool = False):
+        outs = [self.answer(int(r), c) for r, c in zip(puzzle_ids, tokens.cpu().numpy())]
+        first = torch.from_numpy(np.stack([o[0] for o in outs])).long()
+        second = torch.from_numpy(np.stack([o[2] for o in outs])).long()
+        p = torch.tensor([o[1] for o in outs])[:, None, None, None]
+        q = torch.tensor([o[3] for o in outs])[:, None, None, None]
+        probs = ((1 - p - q) / VOCAB_SIZE).expand(*first.shape, VOCAB_SIZE).clone()
+        probs.scatter_add_(-1, first.unsqueeze(-1), p.expand(*first.shape, 1).clone())
+        probs.scatter_add_(-1, second.unsqueeze(-1), q.expand(*first.shape, 1).clone())
+        return first, torch.tensor([o[4] for o in outs]), probs.log()
+
+
+@pytest.mark.parametrize("rank, score_views, winner", [("votes", 32, "wrong"), ("probability", 32, "truth"),
+                                                       ("probability", 3, "wrong")])
+def test_probability_ranking_lets_confident_views_outweigh_more_votes(cfg, rank, score_views, winner):
+    """Three views vote for a wrong grid but are unsure (0.5 on it, 0.4 on the truth); two views vote for
+    the truth and are sure (0.9 on it, 0.05 on the wrong grid). By votes the wrong grid wins 3 to 2; by
+    the product of the five distributions, each mapped back through its view (every view transposes or
+    rotates and recolours), the truth wins; scored by the first three views only, the wrong grid wins."""
+    task = identity_tasks()[0]
+    views = every_view(np.random.default_rng(5))[2:7]
+    puzzles = puzzle_set([task], views)
+    x = task.test_inputs[0]
+    wrong = (x + 1) % 10  # differs from the truth in every cell, same shape
+
+    def answer(row, canvas):
+        v = row - puzzles.first_row[0]
+        truth, other = (encode(views[v].apply(g), canvas.shape[0]) for g in (x, wrong))
+        return (other, 0.5, truth, 0.4, 0.5) if v < 3 else (truth, 0.9, other, 0.05, 0.5)
+
+    cfg.infer.rank, cfg.infer.score_views = rank, score_views
+    votes = predictor(MixtureStub(answer), cfg, puzzles).predict([task], progress=False)
+    ranked = votes[task.id][0].ranked()
+    assert [c.votes for c in ranked] == ([3, 2] if winner == "wrong" else [2, 3])
+    assert ranked[0].grid.tolist() == (wrong if winner == "wrong" else x).tolist()
+    if rank == "probability":
+        assert ranked[0].log_prob > ranked[1].log_prob and ranked[0].scored == min(score_views, len(views))
+    sub = submission_from_votes([task], votes)
+    assert sub[task.id][0]["attempt_1"] == ranked[0].grid.tolist()
 
 
 # ---- exact inversion ----------------------------------------------------------------------------------

@@ -39,8 +39,11 @@ def test_forward_shapes(mixer, side):
     assert y2.shape == z2.shape == (B, P + side * side, D)
     assert logits.shape == (B, side * side, VOCAB_SIZE)
     assert halt.shape == (B,)
-    prediction, halt_prob = model.solve(tokens, ids)
+    prediction, halt_prob, log_probs = model.solve(tokens, ids)
     assert prediction.shape == (B, side, side) and halt_prob.shape == (B,)
+    assert log_probs.shape == (B, side, side, VOCAB_SIZE)
+    assert torch.equal(log_probs.argmax(-1), prediction)
+    torch.testing.assert_close(log_probs.exp().sum(-1), torch.ones(B, side, side))
 
 
 def test_carry_must_fit_the_canvas():

@@ -114,8 +114,8 @@ def test_tiny_model_memorises_a_few_tasks(tmp_path):
     for t, task in enumerate(data.tasks):
         for inp, out in task.train:
             side = canvas_side(max(*inp.shape, *out.shape), tuple(cfg.data.buckets))
-            pred, _ = model.solve(torch.from_numpy(encode(inp, side)[None]).long(),
-                                  torch.tensor([data.puzzles.row(t, 0)]))  # all N_sup steps, identity view
+            pred = model.solve(torch.from_numpy(encode(inp, side)[None]).long(),
+                               torch.tensor([data.puzzles.row(t, 0)]))[0]  # all N_sup steps, identity view
             guess = decode(pred[0].numpy())
             solved.append(guess.shape == out.shape and bool((guess == out).all()))
     assert len(solved) == 14 and all(solved), solved
