@@ -14,13 +14,14 @@ from pathlib import Path
 
 import torch
 
+from arc_trm.checkpoint import latest_checkpoint, load_for_inference
 from arc_trm.config import apply_overrides
 from arc_trm.data import PuzzleSet
 from arc_trm.errors import UserError
-from arc_trm.infer import check_fits, load_checkpoint
+from arc_trm.infer import check_fits
 from arc_trm.model import PuzzleEmbedding
 from arc_trm.tasks import Task
-from arc_trm.train import Trainer, TrainingData, latest_checkpoint
+from arc_trm.train import Trainer, TrainingData
 
 MODES = ("rows", "full")
 
@@ -36,7 +37,7 @@ def adapt(checkpoint: str | Path, tasks: list[Task], out_dir: str | Path, mode: 
     (or `checkpoint` itself when every task is already known)."""
     if mode not in MODES:
         raise UserError(f"adapt mode must be one of {', '.join(MODES)}, got {mode!r}")
-    cfg, puzzles, model = load_checkpoint(checkpoint)
+    cfg, puzzles, model = load_for_inference(checkpoint)
     check_fits(tasks, tuple(cfg.data.buckets))  # before training on canvases the model does not have
     new = unknown_tasks(tasks, puzzles)
     if not new:

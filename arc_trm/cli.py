@@ -38,7 +38,7 @@ def _solve_args(args: argparse.Namespace) -> dict:
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    from arc_trm.evaluate import solve
+    from arc_trm.pipeline import solve
     from arc_trm.tasks import load_tasks
 
     tasks = load_tasks(args.tasks)
@@ -49,7 +49,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from arc_trm.evaluate import evaluate, print_scores
+    from arc_trm.pipeline import evaluate, print_scores
     from arc_trm.tasks import load_tasks
 
     out = Path(args.out or f"runs/eval-{Path(args.dataset).stem}")
@@ -61,7 +61,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     import json
     from pathlib import Path
 
-    from arc_trm.evaluate import demo, print_scores
+    from arc_trm.pipeline import demo, print_scores
 
     res = demo(args.tasks, args.out, args.minutes, args.overrides)
     if args.json:

@@ -12,7 +12,6 @@ that covers every task. Under `accelerate launch` the work items are split acros
 votes gathered before writing.
 """
 
-import json
 import math
 import sys
 import time
@@ -31,41 +30,6 @@ from arc_trm.errors import UserError
 from arc_trm.model import TRM
 from arc_trm.submission import fallback_submission, make_submission, write_submission
 from arc_trm.tasks import Task
-
-
-# ---- checkpoints --------------------------------------------------------------------------------------
-def load_checkpoint(path: str | Path, use_ema: bool = True) -> tuple[Config, PuzzleSet, TRM]:
-    """The config, puzzle layout and model of a checkpoint folder or run directory (EMA weights
-    applied when saved). Missing or corrupt files raise UserError naming them."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    from arc_trm.train import latest_checkpoint
-
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"checkpoint {path}: no such directory")
-    ckpt = latest_checkpoint(path)
-    if ckpt is None:
-        raise UserError(f"checkpoint {path}: no trainer_state.json here and no `latest` pointing at one")
-    try:
-        cfg = Config.from_dict(json.loads((ckpt / "config.json").read_text()), str(ckpt / "config.json"))
-        puzzles = PuzzleSet.from_json((ckpt / "puzzles.json").read_text())
-    except (OSError, ValueError, KeyError) as e:
-        raise UserError(f"checkpoint {ckpt}: config.json or puzzles.json is missing or corrupt ({e})") from None
-    model = TRM(cfg.model, puzzles.num_rows)
-    try:
-        state = load_file(ckpt / "model.safetensors")
-        ema = load_file(ckpt / "ema.safetensors") if use_ema and (ckpt / "ema.safetensors").exists() else {}
-    except (OSError, SafetensorError) as e:
-        raise UserError(f"checkpoint {ckpt}: model.safetensors or ema.safetensors is missing or corrupt ({e})") \
-            from None
-    try:
-        model.load_state_dict({**state, **ema})
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()[-1].strip()
-        raise UserError(f"checkpoint {ckpt}: weights do not match its config.json ({first})") from None
-    return cfg, puzzles, model
 
 
 # ---- voting -------------------------------------------------------------------------------------------

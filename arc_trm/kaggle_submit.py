@@ -5,7 +5,7 @@ What goes to Kaggle (the competition notebook runs with the internet off):
     dataset  OWNER/DATASET   wheels/      arc_trm and DEPENDENCY_WHEELS; the notebook installs them with
                                           `pip install --no-index --no-deps wheels/*.whl`
                              checkpoint/  what inference reads of the trained checkpoint (a run
-                                          directory's `latest` one): CHECKPOINT_FILES
+                                          directory's `latest` one): INFERENCE_FILES
     notebook OWNER/KERNEL    kaggle_notebook.ipynb + kernel-metadata.json (GPU on, internet off, the
                              dataset and the competition attached)
 
@@ -25,6 +25,7 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
+from arc_trm.checkpoint import INFERENCE_FILES, REQUIRED_FILES, latest_checkpoint
 from arc_trm.errors import UserError
 
 # Wheels the Kaggle image lacks. It ships torch, numpy, scipy, accelerate, safetensors, tqdm, kaggle and
@@ -41,11 +42,6 @@ CREDENTIALS_HELP = ("no Kaggle credentials: set KAGGLE_API_TOKEN to a token from
                     "(or save it in ~/.kaggle/access_token), or set KAGGLE_USERNAME and KAGGLE_KEY, or put "
                     "kaggle.json in ~/.kaggle/, or run `kaggle auth login`")
 
-# What arc_trm.infer.load_checkpoint reads (trainer_state.json marks a checkpoint folder; EMA weights are
-# used when present). optimizer.pt, the carry-rank*.pt files and older checkpoints only serve resuming
-# training, so they stay home: the optimizer state alone is twice the size of the weights.
-CHECKPOINT_FILES = ("config.json", "puzzles.json", "model.safetensors", "ema.safetensors", "trainer_state.json")
-_REQUIRED_FILES = tuple(name for name in CHECKPOINT_FILES if name != "ema.safetensors")
 
 _REF = re.compile(r"([A-Za-z0-9][A-Za-z0-9_-]*)/([a-z0-9][a-z0-9-]*)")
 # Lines by which the kaggle CLI reports a failure while still exiting 0 (dataset and kernel pushes).
@@ -126,13 +122,11 @@ def build_wheels(root: Path, out: Path, wheels_from: Path | None = None) -> list
 
 def inference_checkpoint(checkpoint: Path) -> Path:
     """The checkpoint folder to upload: `checkpoint` itself, or the one its `latest` points to."""
-    from arc_trm.train import latest_checkpoint
-
     ckpt = latest_checkpoint(checkpoint)
     if ckpt is None:
         raise UserError(f"--checkpoint {checkpoint}: no trainer_state.json here and no `latest` pointing at one "
                         "(give a run directory of `arc-trm train` or one of its checkpoints/step-N)")
-    missing = [name for name in _REQUIRED_FILES if not (ckpt / name).is_file()]
+    missing = [name for name in REQUIRED_FILES if not (ckpt / name).is_file()]
     if missing:
         raise UserError(f"--checkpoint {ckpt}: missing {', '.join(missing)}")
     return ckpt
@@ -147,7 +141,7 @@ def _fill_template(root: Path, name: str, fields: dict) -> dict:
 def stage(*, kernel: str, dataset: str, competition: str, checkpoint: Path, notebook: Path, staging: Path,
           wheels_from: Path | None = None) -> tuple[Path, Path]:
     """Write the dataset folder and the notebook folder under `staging`; returns (dataset_dir, kernel_dir).
-    `checkpoint` is a checkpoint folder (see inference_checkpoint); only CHECKPOINT_FILES are staged."""
+    `checkpoint` is a checkpoint folder (see inference_checkpoint); only INFERENCE_FILES are staged."""
     root = source_root()
     dataset_dir, kernel_dir = staging / "dataset", staging / "kernel"
     for folder in (dataset_dir, kernel_dir):  # staging is ours: start clean so no stale file is uploaded
@@ -157,7 +151,7 @@ def stage(*, kernel: str, dataset: str, competition: str, checkpoint: Path, note
     wheels = build_wheels(root, dataset_dir / "wheels", wheels_from)
     print(f"staged {len(wheels)} wheels: {' '.join(w.name for w in wheels)}")
     (dataset_dir / "checkpoint").mkdir()
-    for name in CHECKPOINT_FILES:
+    for name in INFERENCE_FILES:
         if (checkpoint / name).is_file():
             shutil.copy2(checkpoint / name, dataset_dir / "checkpoint" / name)
     print(f"staged checkpoint {checkpoint}")

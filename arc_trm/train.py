@@ -21,7 +21,6 @@ import contextlib
 import json
 import math
 import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from arc_trm import checkpoint
 from arc_trm.atomic import atomic_write_json, atomic_write_text
 from arc_trm.augment import View
 from arc_trm.config import Config, load_config
@@ -297,65 +297,28 @@ class Trainer:
 
     # ---- checkpoints ---------------------------------------------------------------------------------
     def save(self) -> Path:
-        """Write checkpoints/step-N atomically: into a temporary folder, renamed when complete, then
-        the `latest` pointer replaced. A kill at any moment leaves the previous checkpoint loadable."""
-        from safetensors.torch import save_file
-
-        acc = self.accelerator
-        ckpt_root = self.out_dir / "checkpoints"
-        final = ckpt_root / f"step-{self.step:07d}"
-        tmp = ckpt_root / f".tmp-step-{self.step:07d}"
-        if (final / "trainer_state.json").exists():  # this step is saved already (a resume at its end)
-            if acc.is_main_process:
-                atomic_write_text(self.out_dir / "latest", final.relative_to(self.out_dir).as_posix())
-            acc.wait_for_everyone()
-            return final
-        if acc.is_main_process:
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-        acc.wait_for_everyone()
-        carries = {str(s): {k: v.cpu() for k, v in c.tensors.items()} for s, c in self.carries.items()}
-        torch.save(carries, tmp / f"carry-rank{acc.process_index}.pt")
-        if acc.is_main_process:
-            model = self.unwrapped
-            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp / "model.safetensors")
-            if self.ema is not None:
-                save_file(self.ema.shadow, tmp / "ema.safetensors")
-            (tmp / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2))
-            (tmp / "puzzles.json").write_text(self.data.puzzles.to_json())
-            state = {"step": self.step, "num_processes": acc.num_processes, "rng": self.rng.bit_generator.state,
-                     "carries": {str(s): c.state() for s, c in self.carries.items()},
-                     "train_weights": self.train_weights}
-            (tmp / "trainer_state.json").write_text(json.dumps(state))
-            if self.optimizer is not None:
-                torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
-            for f in tmp.iterdir():
-                with open(f, "rb") as fh:
-                    os.fsync(fh.fileno())
-            shutil.rmtree(final, ignore_errors=True)
-            os.replace(tmp, final)
-            atomic_write_text(self.out_dir / "latest", final.relative_to(self.out_dir).as_posix())
-            for old in sorted(ckpt_root.glob("step-*"))[:-max(1, self.cfg.run.keep_checkpoints)]:
-                shutil.rmtree(old, ignore_errors=True)
-        acc.wait_for_everyone()
-        return final
+        """Write checkpoints/step-N (atomically; see checkpoint.save)."""
+        carry = {str(s): {k: v.cpu() for k, v in c.tensors.items()} for s, c in self.carries.items()}
+        state = {"step": self.step, "num_processes": self.accelerator.num_processes,
+                 "rng": self.rng.bit_generator.state, "carries": {str(s): c.state() for s, c in self.carries.items()},
+                 "train_weights": self.train_weights}
+        return checkpoint.save(self.out_dir, self.step, self.accelerator, model=self.unwrapped,
+                               ema=self.ema.shadow if self.ema is not None else None, cfg=self.cfg,
+                               puzzles=self.data.puzzles, state=state, optimizer=self.optimizer, carry=carry,
+                               keep=self.cfg.run.keep_checkpoints)
 
     def resume(self, ckpt: Path) -> None:
         """Restore everything `save` wrote: weights, EMA, optimizer, step, RNG, streams and carries."""
-        from safetensors.torch import load_file
-
-        acc = self.accelerator
-        state = json.loads((ckpt / "trainer_state.json").read_text())
-        self.unwrapped.load_state_dict(load_file(ckpt / "model.safetensors", device="cpu"))
-        if self.ema is not None and (ckpt / "ema.safetensors").exists():
-            self.ema.shadow = {k: v.to(acc.device) for k, v in load_file(ckpt / "ema.safetensors").items()}
-        if self.optimizer is not None and (ckpt / "optimizer.pt").exists():
-            self.optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location=acc.device))
+        saved = checkpoint.load_for_resume(ckpt, self.accelerator)
+        self.unwrapped.load_state_dict(saved["model"])
+        if self.ema is not None and saved["ema"] is not None:
+            self.ema.shadow = {k: v.to(self.accelerator.device) for k, v in saved["ema"].items()}
+        if self.optimizer is not None and saved["optimizer"] is not None:
+            self.optimizer.load_state_dict(saved["optimizer"])
+        state = saved["state"]
         self.step = state["step"]
         self.rng.bit_generator.state = state["rng"]
-        carry_file = ckpt / f"carry-rank{acc.process_index}.pt"
-        same_layout = state["num_processes"] == acc.num_processes and carry_file.exists()
-        tensors = torch.load(carry_file, map_location=acc.device) if same_layout else {}
+        tensors = saved["carry"] or {}
         for side, carry in self.carries.items():
             restored = tensors.get(str(side))
             carry.load_state(state["carries"][str(side)], restored if restored else None)
@@ -449,36 +412,12 @@ def flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def latest_checkpoint(path: str | Path) -> Path | None:
-    """A checkpoint folder itself, or the one a run directory's `latest` points to."""
-    path = Path(path)
-    if (path / "trainer_state.json").exists():
-        return path
-    pointer = path / "latest"
-    if pointer.exists():
-        ckpt = path / pointer.read_text().strip()
-        if (ckpt / "trainer_state.json").exists():
-            return ckpt
-    return None
-
-
-def check_resumable(cfg: Config, ckpt: Path) -> None:
-    try:
-        saved = Config.from_dict(json.loads((ckpt / "config.json").read_text()), str(ckpt / "config.json"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise UserError(f"{ckpt}: cannot read the checkpoint's config.json ({e})") from None
-    for section in ("model", "data"):
-        if getattr(saved, section) != getattr(cfg, section):
-            raise UserError(f"{ckpt}: the checkpoint was trained with different {section} settings; "
-                            "use a new --out directory or the same config")
-
-
 def run_training(cfg: Config, out_dir: str | Path, quiet: bool = False, time_budget: float | None = None) -> dict:
     """Train `cfg` in `out_dir`, resuming from its latest checkpoint if there is one."""
     out_dir = Path(out_dir)
-    ckpt = latest_checkpoint(out_dir)
+    ckpt = checkpoint.latest_checkpoint(out_dir)
     if ckpt is not None:
-        check_resumable(cfg, ckpt)
+        checkpoint.check_resumable(cfg, ckpt)
     trainer = Trainer(cfg, out_dir, training_data(cfg), quiet=quiet)
     if trainer.accelerator.is_main_process:
         out_dir.mkdir(parents=True, exist_ok=True)

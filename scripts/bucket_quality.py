@@ -25,10 +25,10 @@ import time  # noqa: E402
 
 import torch  # noqa: E402
 
+from arc_trm.checkpoint import load_for_inference  # noqa: E402
 from arc_trm.config import load_config  # noqa: E402
 from arc_trm.data import estimate_output_side  # noqa: E402
 from arc_trm.encoding import PAD, canvas_side, encode  # noqa: E402
-from arc_trm.infer import load_checkpoint  # noqa: E402
 from arc_trm.tasks import load_tasks  # noqa: E402
 from arc_trm.train import run_training  # noqa: E402
 
@@ -36,7 +36,7 @@ from arc_trm.train import run_training  # noqa: E402
 @torch.no_grad()
 def cell_accuracy(run_dir: str, tasks: list) -> float:
     """Fraction of the true outputs' tokens (cells and EOS edge) predicted right, identity view."""
-    cfg, puzzles, model = load_checkpoint(run_dir)
+    cfg, puzzles, model = load_for_inference(run_dir)
     model.eval()
     right = total = 0
     for task in tasks:

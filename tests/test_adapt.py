@@ -10,10 +10,9 @@ import torch
 from safetensors.torch import load_file
 
 from arc_trm.adapt import adapt
+from arc_trm.checkpoint import latest_checkpoint, load_for_inference
 from arc_trm.errors import UserError
-from arc_trm.infer import load_checkpoint
 from arc_trm.tasks import load_tasks, write_kaggle_files
-from arc_trm.train import latest_checkpoint
 
 TABLE = "puzzles.weight"
 
@@ -55,7 +54,7 @@ def test_rows_mode_changes_only_the_new_rows_from_their_mean_start(tiny_checkpoi
 
     # one sign-SGD step (lr factor 1 at step 0 of a 1-step run) from the mean of the trained rows
     # (row 0, the blank, excluded): new = start * (1 - lr * wd) - lr * sign(grad), or start if untouched
-    cfg, _, _ = load_checkpoint(after_ckpt)
+    cfg, _, _ = load_for_inference(after_ckpt)
     lr, wd = cfg.optim.puzzle_lr, cfg.optim.puzzle_weight_decay
     start = old[1:].mean(0)
     assert start.abs().max() > 0.1 * lr, "the trained rows should have moved from zero"
@@ -81,7 +80,7 @@ def test_adaptation_resumes_and_knows_every_task(tiny_checkpoint, unseen, small_
     adapted(tiny_checkpoint, unseen, out, "rows", steps=1)
     adapted(tiny_checkpoint, unseen, out, "rows", steps=2)  # the same --out continues at step 1
     assert json.loads((latest_checkpoint(out) / "trainer_state.json").read_text())["step"] == 2
-    _, puzzles, _ = load_checkpoint(out)
+    _, puzzles, _ = load_for_inference(out)
     assert all(puzzles.index(t.id) is not None for t in small_files[0] + unseen)
 
 
@@ -102,5 +101,5 @@ def test_adapt_command_on_a_challenges_file_without_solutions(tiny_checkpoint, u
                  "--views", 2)
     assert result.returncode == 0, result.stderr
     assert str(out) in result.stdout
-    _, puzzles, _ = load_checkpoint(out)
+    _, puzzles, _ = load_for_inference(out)
     assert [len(puzzles.views[puzzles.index(t.id)]) for t in unseen] == [2, 2]

@@ -20,15 +20,15 @@ from conftest import ARC_TRM
 from torch import nn
 
 from arc_trm.augment import View
+from arc_trm.checkpoint import latest_checkpoint, load_for_inference
 from arc_trm.config import load_config
 from arc_trm.data import PuzzleSet, estimate_output_side
 from arc_trm.encoding import VOCAB_SIZE, decode, encode
 from arc_trm.errors import UserError
-from arc_trm.evaluate import PASS_AT, results, solve
-from arc_trm.infer import Ballot, Predictor, load_checkpoint, submission_from_votes
+from arc_trm.infer import Ballot, Predictor, submission_from_votes
+from arc_trm.pipeline import PASS_AT, results, solve
 from arc_trm.submission import FALLBACK_ATTEMPT_2, load_submission, make_submission, validate_submission
 from arc_trm.tasks import Task, load_tasks, write_kaggle_files
-from arc_trm.train import latest_checkpoint
 
 
 # ---- stand-ins and tasks ------------------------------------------------------------------------------
@@ -364,7 +364,7 @@ def edit_config(ckpt, edit) -> None:
 
 def test_load_checkpoint_gives_the_trained_puzzles(tiny_checkpoint, small_files):
     tasks, _, _ = small_files
-    cfg, puzzles, model = load_checkpoint(tiny_checkpoint)
+    cfg, puzzles, model = load_for_inference(tiny_checkpoint)
     assert puzzles.task_ids == [t.id for t in tasks] and cfg.model.hidden == 32
     assert model.puzzles.weight.shape == (puzzles.num_rows, 32)
 

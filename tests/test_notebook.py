@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import ARC_TRM
 
-from arc_trm.kaggle_submit import CHECKPOINT_FILES
+from arc_trm.checkpoint import INFERENCE_FILES
 from arc_trm.tasks import load_tasks, write_kaggle_files
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "kaggle_notebook.ipynb"
@@ -54,7 +54,7 @@ def layout(tmp_path_factory, small_files):
                            capture_output=True, text=True, timeout=300)
     assert stage.returncode == 0, stage.stderr[-3000:]
     dataset = root / "stage" / "dataset"
-    assert sorted(p.name for p in (dataset / "checkpoint").iterdir()) == sorted(CHECKPOINT_FILES)
+    assert sorted(p.name for p in (dataset / "checkpoint").iterdir()) == sorted(INFERENCE_FILES)
     env_dir = root / "venv"
     venv.create(env_dir, system_site_packages=True, with_pip=False)  # pip comes from the shared packages
     return {"root": root, "competition": competition, "dataset": dataset, "run": run,

@@ -20,7 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from conftest import ARC_TRM
 
-from arc_trm.kaggle_submit import CHECKPOINT_FILES, DEPENDENCY_WHEELS
+from arc_trm.checkpoint import INFERENCE_FILES
+from arc_trm.kaggle_submit import DEPENDENCY_WHEELS
 
 KERNEL, DATASET, COMPETITION = "alice/arc-trm-test", "alice/arc-trm-test-assets", "arc-prize-2025"
 KERNEL_VERSION = 7
@@ -117,7 +118,7 @@ def inputs(tmp_path):
     for step in (100, 200):  # an older checkpoint, and the one `latest` names
         folder = checkpoint / "checkpoints" / f"step-{step}"
         folder.mkdir(parents=True)
-        for name in (*CHECKPOINT_FILES, "optimizer.pt", "carry-rank0.pt"):
+        for name in (*INFERENCE_FILES, "optimizer.pt", "carry-rank0.pt"):
             (folder / name).write_text(f"{name} of step {step}")
     (checkpoint / "checkpoints" / "step-200" / "model.safetensors").write_bytes(b"\0" * 1000)
     (checkpoint / "latest").write_text("checkpoints/step-200")
@@ -175,7 +176,7 @@ def test_submit_uploads_dataset_pushes_kernel_and_submits(tmp_path, fake_kaggle,
     for name in ("arc_trm", *DEPENDENCY_WHEELS):
         assert any(w.startswith(f"{name}-") and w.endswith(".whl") for w in wheels), (name, wheels)
     ckpt = zipfile.ZipFile(io.BytesIO(by_name["checkpoint.zip"]))
-    assert sorted(ckpt.namelist()) == sorted(CHECKPOINT_FILES)  # no optimizer.pt, carries, older steps
+    assert sorted(ckpt.namelist()) == sorted(INFERENCE_FILES)  # no optimizer.pt, carries, older steps
     assert ckpt.read("model.safetensors") == b"\0" * 1000
 
     # the kernel: internet off, GPU on, our dataset and the competition attached, the notebook as text
@@ -210,7 +211,7 @@ def test_dry_run_stages_and_prints_commands_without_network(tmp_path, fake_kaggl
     assert (stage / "kernel" / meta["code_file"]).read_text() == notebook.read_text()
     assert json.loads((stage / "dataset" / "dataset-metadata.json").read_text())["id"] == DATASET
     staged = stage / "dataset" / "checkpoint"
-    assert sorted(p.name for p in staged.iterdir()) == sorted(CHECKPOINT_FILES)
+    assert sorted(p.name for p in staged.iterdir()) == sorted(INFERENCE_FILES)
     assert (staged / "config.json").read_text() == "config.json of step 200"
     wheels = [p.name for p in (stage / "dataset" / "wheels").iterdir()]
     assert len(wheels) == 1 + len(DEPENDENCY_WHEELS) and any(w.startswith("arc_trm-") for w in wheels)

@@ -16,11 +16,12 @@ import torch
 from conftest import ARC_TRM
 from safetensors.torch import load_file
 
+from arc_trm.checkpoint import latest_checkpoint
 from arc_trm.config import load_config
 from arc_trm.encoding import canvas_side, decode, encode
 from arc_trm.errors import UserError
 from arc_trm.tasks import load_tasks, write_kaggle_files
-from arc_trm.train import EMA, Trainer, latest_checkpoint, training_data
+from arc_trm.train import EMA, Trainer, training_data
 
 REPO = Path(__file__).resolve().parents[1]
 _TORCHRUN = Path(sys.executable).with_name("torchrun")
@@ -198,7 +199,8 @@ def test_resume_with_another_model_config_exits_2(uninterrupted, cli_error):
 SAVER = """
 import sys
 from arc_trm.config import load_config
-from arc_trm.train import Trainer, latest_checkpoint, training_data
+from arc_trm.checkpoint import latest_checkpoint
+from arc_trm.train import Trainer, training_data
 cfg = load_config("tiny-cpu", sys.argv[2:])
 trainer = Trainer(cfg, sys.argv[1], training_data(cfg), quiet=True)
 ckpt = latest_checkpoint(sys.argv[1])

@@ -16,8 +16,9 @@ import numpy as np
 
 from arc_trm.adapt import adapt, unknown_tasks
 from arc_trm.atomic import atomic_write_json
+from arc_trm.checkpoint import load_for_inference
 from arc_trm.errors import UserError
-from arc_trm.infer import Ballot, Predictor, Votes, load_checkpoint
+from arc_trm.infer import Ballot, Predictor, Votes
 from arc_trm.submission import (
     fallback_submission,
     load_submission,
@@ -42,7 +43,7 @@ def solve(checkpoint: str | Path, tasks: list[Task], out: str | Path, *, views: 
 
     started = time.monotonic()
     out = Path(out)
-    cfg, puzzles, model = load_checkpoint(checkpoint)
+    cfg, puzzles, model = load_for_inference(checkpoint)
     if unknown_tasks(tasks, puzzles) and not no_adapt:
         if PartialState().is_main_process:  # a valid file before adapting: Ctrl-C or a crash there keeps it
             write_submission(out, fallback_submission(tasks))
@@ -50,7 +51,7 @@ def solve(checkpoint: str | Path, tasks: list[Task], out: str | Path, *, views: 
         budget = None if time_budget is None else ADAPT_SHARE * time_budget
         checkpoint = adapt(checkpoint, tasks, adapt_dir, mode=adapt_mode, steps=adapt_steps, time_budget=budget,
                            views=views)
-        cfg, puzzles, model = load_checkpoint(checkpoint)
+        cfg, puzzles, model = load_for_inference(checkpoint)
     remaining = None if time_budget is None else max(0.0, time_budget - (time.monotonic() - started))
     if rank is not None:
         cfg.infer.rank = rank
