@@ -7,7 +7,8 @@
 - Predictions come from a Kaggle submission JSON or an evaluation directory (`submission.json` plus
   `results.json`, whose ranked candidates carry vote counts, halt probabilities and the true output's rank).
 - `write_report`: `report.html` in an evaluation directory, self-contained (inline SVG, no scripts):
-  the scores, then one `<section class="task" id="task-ID">` per task, failed or solved first.
+  the scores with their confidence intervals, then one `<section class="task" id="task-ID">` per task,
+  failed or solved first.
 - `plot_runs`: loss, accuracies, mean supervision steps and learning rate against step from each run
   directory's `metrics.jsonl`, several runs overlaid.
 """
@@ -22,7 +23,7 @@ import numpy as np
 
 from arc_trm.atomic import atomic_write, atomic_write_text
 from arc_trm.errors import UserError
-from arc_trm.submission import ATTEMPTS, load_submission, validate_submission
+from arc_trm.submission import ATTEMPTS, CONFIDENCE, format_interval, load_submission, validate_submission
 from arc_trm.tasks import Task, load_tasks, read_json
 
 # colour c of a grid is drawn as PALETTE[c] (the palette of the ARC-AGI web viewer)
@@ -305,10 +306,18 @@ def write_report(eval_dir: Path, tasks: list[Task], order: str = "failed-first")
             f"<p>{len(rows)} tasks: {solved} solved, {len(known) - solved} failed"
             f"{'' if len(known) == len(rows) else f', {len(rows) - len(known)} with hidden outputs'}"
             f"; shown {order.replace('-', ' ')}.</p>",
-            '<table class="scores"><tr><th>score</th><th>value</th></tr>']
+            f'<table class="scores"><tr><th>score</th><th>value</th><th>{CONFIDENCE:.0%} interval</th></tr>']
+    # results.json keeps the intervals apart, {score name: [low, high]}; files written before them have none
+    intervals = scores.get("interval", {})
+    if not isinstance(intervals, dict) or not all(isinstance(ci, list) and len(ci) == 2 and all(map(_number, ci))
+                                                  for ci in intervals.values()):
+        raise UserError(f"{results_path}: scores.interval: expected an object of score name -> [low, high]")
     for name, value in scores.items():
+        if name == "interval":
+            continue
         shown = f"{value:.4g}" if isinstance(value, (int, float)) else escape(str(value))
-        head.append(f"<tr><td>{escape(str(name))}</td><td>{shown}</td></tr>")
+        shown_ci = format_interval(*intervals[name]) if name in intervals else ""
+        head.append(f"<tr><td>{escape(str(name))}</td><td>{shown}</td><td>{shown_ci}</td></tr>")
     head.append("</table>\n")
     body = "\n".join(head) + "".join(task_section(task, p) for task, p, _ in rows)
     out = eval_dir / "report.html"

@@ -3,7 +3,9 @@
 The format is `{task_id: [{"attempt_1": grid, "attempt_2": grid}, ...]}`: one dict per test input, in
 the task's order, every task of the challenges present, both attempts always given, each grid a list of
 rows of integers 0-9 (1x1 to 30x30). A test output counts as solved if either attempt equals it exactly;
-the Kaggle score is solved outputs / all outputs.
+the Kaggle score is solved outputs / all outputs. On an evaluation set of a few hundred outputs, or a
+held-out split of a few dozen, one output moves the score by whole points, so scores come with a
+binomial confidence interval (`binomial_interval`).
 """
 
 from pathlib import Path
@@ -15,6 +17,7 @@ from arc_trm.errors import UserError
 from arc_trm.tasks import Task, parse_grid, read_json
 
 ATTEMPTS = ("attempt_1", "attempt_2")
+CONFIDENCE = 0.95  # of the intervals reported with every score
 FALLBACK_ATTEMPT_2 = [[0]]  # a second guess that differs from the input copy in almost every task
 
 
@@ -78,9 +81,9 @@ def validate_submission(submission, tasks: list[Task], file: str = "submission")
         if task.id not in submission:
             raise UserError(f"{file}: task {task.id}: missing (every task needs an entry)")
         entries = submission[task.id]
-        if not isinstance(entries, list) or len(entries) != len(task.test_inputs):
+        if not isinstance(entries, list) or len(entries) != task.n_tests:
             n = len(entries) if isinstance(entries, list) else "no list of"
-            raise UserError(f"{file}: task {task.id}: {n} entries for {len(task.test_inputs)} test inputs")
+            raise UserError(f"{file}: task {task.id}: {n} entries for {task.n_tests} test inputs")
         for i, entry in enumerate(entries):
             where = f"{file}: task {task.id}: test {i}"
             if not isinstance(entry, dict):
@@ -91,13 +94,29 @@ def validate_submission(submission, tasks: list[Task], file: str = "submission")
                 parse_grid(entry[key], f"{where}: {key}")
 
 
+def binomial_interval(k: int, n: int) -> tuple[float, float]:
+    """The CONFIDENCE interval of a success rate seen as `k` successes in `n` trials (e.g. solved test
+    outputs of all test outputs): the exact Clopper-Pearson interval of scipy.stats.binomtest. Exact
+    rather than Wilson because it never covers less than it promises, which matters at the small n of
+    held-out splits (Wilson's is a little narrower and may cover less)."""
+    from scipy.stats import binomtest  # imported here: scipy.stats takes a second to load
+
+    ci = binomtest(k, n).proportion_ci(confidence_level=CONFIDENCE, method="exact")
+    return float(ci.low), float(ci.high)
+
+
+def format_interval(low: float, high: float) -> str:
+    return f"{low:.2f}-{high:.2f}"
+
+
 def score_submission(submission: dict, tasks: list[Task], *, file: str = "submission",
                      source: str = "solutions") -> dict:
     """The competition's score of a submission against tasks with known test outputs.
 
     Validates first (errors name `file`); tasks without test outputs raise UserError naming `source`.
-    Returns score (solved outputs / all outputs, the Kaggle score), task_score (mean over tasks of each
-    task's solved fraction), tasks, outputs, correct_outputs and per_task ({task_id: fraction}).
+    Returns score (solved outputs / all outputs, the Kaggle score), interval (the score's CONFIDENCE
+    interval, [low, high]), task_score (mean over tasks of each task's solved fraction), tasks, outputs,
+    correct_outputs and per_task ({task_id: fraction}).
     """
     assert tasks, "no tasks to score against"
     missing = next((task.id for task in tasks if task.test_outputs is None), None)
@@ -114,6 +133,7 @@ def score_submission(submission: dict, tasks: list[Task], *, file: str = "submis
         correct += solved
     return {
         "score": correct / outputs,
+        "interval": list(binomial_interval(correct, outputs)),
         "task_score": sum(per_task.values()) / len(per_task),
         "tasks": len(tasks),
         "outputs": outputs,

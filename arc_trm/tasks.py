@@ -47,6 +47,14 @@ class Task:
     def max_side(self, with_test_outputs: bool = False) -> int:
         return max(max(g.shape) for g in self.grids(with_test_outputs))
 
+    @property
+    def n_tests(self) -> int:
+        """How many test inputs the task has, counted from its test outputs when it was built from a
+        solutions file alone (`tasks_from_solutions`: no inputs, nothing to predict, only to score)."""
+        if not self.test_inputs and self.test_outputs is not None:
+            return len(self.test_outputs)
+        return len(self.test_inputs)
+
 
 def parse_grid(value, where: str) -> np.ndarray:
     """A JSON list of rows -> uint8 (H, W). `where` names the file, task and field for the error."""
@@ -123,6 +131,21 @@ def attach_solutions(tasks: list[Task], obj, file: str) -> None:
             raise UserError(f"{file}: task {task.id}: {n} solutions for {len(task.test_inputs)} test inputs")
         task.test_outputs = [parse_grid(g, f"{file}: task {task.id}: solution[{i}]")
                              for i, g in enumerate(grids)]
+
+
+def tasks_from_solutions(obj: dict, file: str) -> list[Task]:
+    """Kaggle solutions JSON ({task_id: [grid, ...]}) alone -> tasks to score a submission against.
+
+    Only the test outputs are known: the tasks have no demonstrations and no test inputs (none is made
+    up; `Task.n_tests` counts the outputs), so they can be validated against and scored, not predicted.
+    """
+    tasks = []
+    for task_id, grids in obj.items():
+        if not isinstance(grids, list) or not grids:
+            raise UserError(f"{file}: task {task_id}: expected a non-empty list of output grids")
+        tasks.append(Task(str(task_id), [], [], [parse_grid(g, f"{file}: task {task_id}: solution[{i}]")
+                                                 for i, g in enumerate(grids)]))
+    return tasks
 
 
 def read_json(path: Path):
@@ -216,6 +239,23 @@ def load_tasks(source: str | Path, solutions: str | Path | None = None) -> list[
     if solutions:
         attach_solutions(tasks, read_json(Path(solutions)), str(solutions))
     return tasks
+
+
+def load_scoring_tasks(source: str | Path, solutions: str | Path | None = None) -> list[Task]:
+    """The tasks a submission is scored against (`arc-trm score --solutions SOURCE`): those of
+    `load_tasks(source, solutions)`, or, when SOURCE is a solutions JSON itself (the file a Kaggle user
+    has beside arc-agi_evaluation_challenges.json), the tasks of that file alone (`tasks_from_solutions`).
+    The two kinds of file are told apart by their shape: a challenges file maps a task id to an object,
+    a solutions file to a list of grids."""
+    path = Path(source)
+    if path.is_file():
+        obj = read_json(path)
+        if isinstance(obj, dict) and obj and isinstance(next(iter(obj.values())), list):
+            if solutions is not None:
+                raise UserError(f"{path}: a solutions file already; a second one ({solutions}) goes with a "
+                                "challenges file")
+            return tasks_from_solutions(obj, str(path))
+    return load_tasks(source, solutions)
 
 
 def task_to_json(task: Task, with_outputs: bool = True) -> dict:

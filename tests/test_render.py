@@ -54,6 +54,8 @@ def _write_eval_dir(path, tasks):
                 "correct_rank": {SOLVED_1: 1, SOLVED_2: 2, FAILED: None}[task_id]})
     scores = {"pass@1": 1 / 3, "pass@2": 2 / 3, "pass@5": 2 / 3, "pass@10": 2 / 3, "pass@100": 2 / 3,
               "oracle": 2 / 3, "score": 2 / 3, "task_score": 2 / 3}
+    scores["interval"] = {name: [0.094, 0.992] if value == 2 / 3 else [0.008, 0.906]
+                          for name, value in scores.items() if name != "task_score"}
     (path / "submission.json").write_text(json.dumps(sub))
     (path / "results.json").write_text(json.dumps({"source": "arc1-eval", "scores": scores, "tasks": results}))
     return path
@@ -131,11 +133,24 @@ def test_report_orders(tmp_path, tasks):
     html = (ev / "report.html").read_text()
     assert _sections(html) == [FAILED, SOLVED_1, SOLVED_2]  # ties keep the submission's order
     assert "pass@100" in html and "3 tasks: 2 solved, 1 failed" in html
+    # each score beside its 95% interval; task_score has none
+    assert "<th>95% interval</th>" in html and "<tr><td>score</td><td>0.6667</td><td>0.09-0.99</td></tr>" in html
+    assert "<tr><td>pass@1</td><td>0.3333</td><td>0.01-0.91</td></tr>" in html
+    assert "<tr><td>task_score</td><td>0.6667</td><td></td></tr>" in html and "<td>interval</td>" not in html
     assert not re.search(r'(src|href)="(?!data:)', html), "the report must not load other files"
     write_report(ev, tasks, order="solved-first")
     assert _sections((ev / "report.html").read_text()) == [SOLVED_1, SOLVED_2, FAILED]
     with pytest.raises(UserError, match="unknown order"):
         write_report(ev, tasks, order="random")
+
+
+def test_report_refuses_a_malformed_interval(tmp_path, tasks):
+    ev = _write_eval_dir(tmp_path / "ev", tasks)
+    results = json.loads((ev / "results.json").read_text())
+    results["scores"]["interval"]["score"] = [0.1]
+    (ev / "results.json").write_text(json.dumps(results))
+    with pytest.raises(UserError, match="results.json: scores.interval: expected an object"):
+        write_report(ev, tasks)
 
 
 def test_report_rejects_task_not_in_dataset(tmp_path, tasks):

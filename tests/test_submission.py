@@ -7,6 +7,7 @@ import json
 import pytest
 
 from arc_trm.atomic import atomic_write
+from arc_trm.cli import main
 from arc_trm.errors import UserError
 from arc_trm.submission import (
     fallback_submission,
@@ -18,7 +19,7 @@ from arc_trm.submission import (
 )
 from arc_trm.tasks import load_tasks
 
-SCORE_KEYS = {"score", "task_score", "tasks", "outputs", "correct_outputs", "per_task"}
+SCORE_KEYS = {"score", "interval", "task_score", "tasks", "outputs", "correct_outputs", "per_task"}
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,7 @@ def test_true_outputs_score_exactly_one(tmp_path, cli, arc1_eval):
 
     text = cli("score", path, "--solutions", "arc1-eval")
     assert text.returncode == 0, text.stderr
-    assert "Kaggle score: 1.0000 (419/419 test outputs)" in text.stdout
+    assert "Kaggle score: 1.0000 (419/419 test outputs; 95% interval 0.99-1.00)" in text.stdout
     assert "per-task score: 1.0000 (mean over 400 tasks)" in text.stdout
 
     valid = cli("validate", path, "--tasks", "arc1-eval")
@@ -185,6 +186,43 @@ def test_score_needs_solutions(tmp_path, small_files, cli, cli_error):
     result = cli("score", path, "--solutions", alone, "--solutions-file", elsewhere, "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["score"] == 1.0
+
+
+def test_score_against_the_solutions_file_alone(tmp_path, small_files, capsys):
+    """The file a Kaggle user has in hand: {task_id: [grid, ...]} as --solutions, no challenges needed."""
+    tasks, _, solutions = small_files
+    path = tmp_path / "submission.json"
+    submission = _perfect(tasks)
+    submission[tasks[2].id][1] = {"attempt_1": [[0]], "attempt_2": [[1]]}  # 3 of 4 test outputs right
+    write_submission(path, submission)
+    assert main(["score", str(path), "--solutions", str(solutions), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["tasks"], report["outputs"], report["correct_outputs"]) == (3, 4, 3)
+    assert report["per_task"][tasks[2].id] == 0.5
+    assert main(["score", str(path), "--solutions", str(solutions)]) == 0
+    assert "Kaggle score: 0.7500 (3/4 test outputs; 95% interval 0.19-0.99)" in capsys.readouterr().out
+
+    # its tasks are counted from the outputs, so a submission with an entry short is still refused
+    submission[tasks[2].id].pop()
+    write_submission(path, submission)
+    assert main(["score", str(path), "--solutions", str(solutions)]) == 2
+    assert f"task {tasks[2].id}: 1 entries for 2 test inputs" in capsys.readouterr().err
+    # a second solutions file has nothing to attach to
+    assert main(["score", str(path), "--solutions", str(solutions), "--solutions-file", str(solutions)]) == 2
+    assert "a solutions file already" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("solutions, fragments", [
+    ({"a": [[[1]]], "b": []}, ["task b", "non-empty list of output grids"]),
+    ({"a": [[[1, 10]]]}, ["task a: solution[0]", "outside 0-9"]),
+])
+def test_a_bad_solutions_file_alone_is_named(tmp_path, capsys, solutions, fragments):
+    path = tmp_path / "answers.json"
+    path.write_text(json.dumps(solutions))
+    assert main(["score", str(tmp_path / "unused.json"), "--solutions", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"arc-trm score: error: {path}: ") and err.count("\n") == 1, err
+    assert all(f in err for f in fragments), err
 
 
 def test_atomic_write_leaves_no_temp_files(tmp_path, small_files):
