@@ -16,12 +16,12 @@ import torch
 
 from arc_trm.checkpoint import latest_checkpoint, load_for_inference
 from arc_trm.config import apply_overrides
-from arc_trm.data import PuzzleSet
+from arc_trm.data import PuzzleSet, TrainingData
 from arc_trm.errors import UserError
 from arc_trm.infer import check_fits
 from arc_trm.model import PuzzleEmbedding
 from arc_trm.tasks import Task
-from arc_trm.train import Trainer, TrainingData
+from arc_trm.train import Schedule, Trainer
 
 MODES = ("rows", "full")
 
@@ -30,11 +30,12 @@ def unknown_tasks(tasks: list[Task], puzzles: PuzzleSet) -> list[Task]:
     return [t for t in tasks if puzzles.index(t.id) is None]
 
 
-def adapt(checkpoint: str | Path, tasks: list[Task], out_dir: str | Path, mode: str = "rows", steps: int = 1000,
-          time_budget: float | None = None, views: int | None = None, overrides: list[str] = (),
-          quiet: bool = False) -> Path:
-    """Adapt `checkpoint` to the tasks it does not know; returns the new checkpoint's run directory
-    (or `checkpoint` itself when every task is already known)."""
+def adapt(checkpoint: str | Path, tasks: list[Task], out_dir: str | Path, accelerator, mode: str = "rows",
+          steps: int | None = 1000, time_budget: float | None = None, views: int | None = None,
+          overrides: list[str] = (), quiet: bool = False) -> Path:
+    """Adapt `checkpoint` to the tasks it does not know, for `steps` steps or `time_budget` seconds,
+    whichever comes first (steps None: the budget alone); returns the new checkpoint's run directory (or
+    `checkpoint` itself when every task is already known)."""
     if mode not in MODES:
         raise UserError(f"adapt mode must be one of {', '.join(MODES)}, got {mode!r}")
     cfg, puzzles, model = load_for_inference(checkpoint)
@@ -45,8 +46,8 @@ def adapt(checkpoint: str | Path, tasks: list[Task], out_dir: str | Path, mode: 
     apply_overrides(cfg, list(overrides))
     if views:
         cfg.data.views = views
-    cfg.optim.max_steps = steps
-    cfg.optim.warmup_steps = min(cfg.optim.warmup_steps, max(1, steps // 10))
+    cfg.optim.max_steps, cfg.optim.epochs = steps or 0, 0
+    cfg.optim.warmup_steps = min(cfg.optim.warmup_steps, max(1, (steps or cfg.optim.warmup_steps) // 10))
     added = PuzzleSet.build(new, cfg.data.views, cfg.run.seed, cfg.data.permute_background,
                             start_row=puzzles.num_rows)
     combined = puzzles.extended(added)
@@ -61,13 +62,13 @@ def adapt(checkpoint: str | Path, tasks: list[Task], out_dir: str | Path, mode: 
 
     known = len(puzzles.task_ids)
     data = TrainingData(tasks=[None] * known + new, pairs=[[]] * known + [t.train for t in new],
-                        puzzles=combined, eval_items=[])
+                        puzzles=combined, held_out=[], sources={})
     out_dir = Path(out_dir)
-    trainer = Trainer(cfg, out_dir, data, model=model, train_weights=(mode == "full"), quiet=quiet)
+    trainer = Trainer(cfg, out_dir, data, accelerator, model=model, train_weights=(mode == "full"), quiet=quiet)
     ckpt = latest_checkpoint(out_dir)
     if ckpt is not None:
         trainer.resume(ckpt)
         if not quiet and trainer.accelerator.is_main_process:
             print(f"resuming adaptation from {ckpt} at step {trainer.step}", file=sys.stderr)
-    trainer.fit(max_steps=steps, time_budget=time_budget)
+    trainer.fit(Schedule(cfg.optim, steps, time_budget, start_step=trainer.step))
     return out_dir

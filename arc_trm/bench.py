@@ -34,12 +34,12 @@ import time
 import torch
 
 from arc_trm.config import load_config
-from arc_trm.data import PuzzleSet
+from arc_trm.data import PuzzleSet, training_data
 from arc_trm.errors import UserError
 from arc_trm.infer import Ballot, Predictor, plan_rounds
 from arc_trm.model import TRM
 from arc_trm.tasks import load_tasks
-from arc_trm.train import Trainer, mixed_precision, training_data
+from arc_trm.train import Trainer, make_accelerator
 
 FIXED = [30]  # the reference layout: every grid on a 30x30 canvas
 
@@ -88,9 +88,8 @@ def train_window(trainer: Trainer, share: dict[int, float], device, seconds: flo
 
 def _train_setup(cfg, buckets: list[int], views: int, accelerator, out_dir: str) -> Trainer:
     cfg = copy.deepcopy(cfg)
-    cfg.data.train_tasks, cfg.data.eval_tasks, cfg.data.views, cfg.data.buckets = "arc1-train", "", views, buckets
-    cfg.optim.max_steps = 10 ** 9  # constant schedule: warm-up aside, every step does the same work
-    return Trainer(cfg, out_dir, training_data(cfg), accelerator=accelerator, quiet=True)
+    cfg.data.train_tasks, cfg.data.eval_tasks, cfg.data.views, cfg.data.buckets = ["arc1-train"], [], views, buckets
+    return Trainer(cfg, out_dir, training_data(cfg), accelerator, quiet=True)
 
 
 class InferMix:
@@ -123,8 +122,6 @@ def bench(config: str = "tiny-cpu", device: str | None = None, batch_size: int |
           seconds: float = 60.0, windows: int = 3, warmup: int = 1, views: int = 8,
           infer_steps: int = 2, log=lambda line: None) -> dict:
     """Measure training examples/s and inference views/s, fixed 30x30 vs bucketed; see the module doc."""
-    from accelerate import Accelerator
-
     cfg = load_config(config)
     if batch_size is not None:
         if batch_size < 1:
@@ -135,7 +132,7 @@ def bench(config: str = "tiny-cpu", device: str | None = None, batch_size: int |
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: no CUDA device is available")
-    acc = Accelerator(cpu=device == "cpu", mixed_precision=mixed_precision(cfg.run.mixed_precision))
+    acc = make_accelerator(cfg.run.mixed_precision, device=device)
     dev = acc.device
     B = cfg.optim.batch_size
     layouts = {"fixed": FIXED, "bucketed": sorted(cfg.data.buckets)}
@@ -147,7 +144,7 @@ def bench(config: str = "tiny-cpu", device: str | None = None, batch_size: int |
     with tempfile.TemporaryDirectory() as tmp:
         log(f"training: arc1-train x {views} views, batch {B}, config {cfg.name} on {dev}")
         trainers = {name: _train_setup(cfg, b, views, acc, os.path.join(tmp, name)) for name, b in layouts.items()}
-        shares = {name: dict(zip(t.carries, t.bucket_weights)) for name, t in trainers.items()}
+        shares = {name: dict(zip(t.batches, t.examples / t.examples.sum())) for name, t in trainers.items()}
         for name, trainer in trainers.items():  # warm-up: `warmup` steps of every bucket, with their memory
             peaks: dict[int, list[int]] = {side: [] for side in shares[name]}
             for _ in range(warmup):
@@ -184,7 +181,7 @@ def bench(config: str = "tiny-cpu", device: str | None = None, batch_size: int |
     for name, b in layouts.items():
         layout_cfg = copy.deepcopy(cfg)
         layout_cfg.data.buckets = b
-        mixes[name] = InferMix(Predictor(model, layout_cfg, puzzles, accelerator=acc, batch_size=B),
+        mixes[name] = InferMix(Predictor(model, layout_cfg, puzzles, acc, batch_size=B),
                                tasks, items, views_of, B)
     for name, mix in mixes.items():
         result[f"infer_{name}_share"] = {str(s): round(v, 4) for s, v in mix.share.items()}

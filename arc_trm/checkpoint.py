@@ -79,6 +79,14 @@ def find_checkpoint(path: str | Path) -> Path:
     return ckpt
 
 
+def pooled_checkpoints(run_dir: str | Path, k: int) -> list[Path]:
+    """The last `k` complete checkpoints of a run directory, oldest first (for pooling their votes)."""
+    folders = sorted(p for p in (Path(run_dir) / CHECKPOINTS).glob("step-*") if (p / STATE_FILE).exists())
+    if k < 1 or not folders:
+        raise UserError(f"--pool {k}: {run_dir} has {len(folders)} complete checkpoints; need k >= 1 of them")
+    return folders[-k:]
+
+
 def read_config(ckpt: Path) -> Config:
     try:
         return Config.from_dict(json.loads((ckpt / CONFIG_FILE).read_text()), str(ckpt / CONFIG_FILE))

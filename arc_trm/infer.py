@@ -59,6 +59,11 @@ def view_log_prob(grid: np.ndarray, view: View, log_probs: np.ndarray) -> float:
     return float(log_probs[r, c, tokens[r, c]].astype(np.float64).sum())
 
 
+def grid_key(grid: np.ndarray) -> bytes:
+    """A grid's identity for voting: its shape and its cells."""
+    return np.asarray(grid.shape, dtype=np.int32).tobytes() + grid.astype(np.uint8).tobytes()
+
+
 @dataclass
 class Ballot:
     """The votes for one test input: candidate grids keyed by their content.
@@ -76,8 +81,7 @@ class Ballot:
 
     def add(self, grid: np.ndarray, halt_prob: float, votes: int = 1, view: View | None = None,
             log_probs: np.ndarray | None = None) -> None:
-        key = np.asarray(grid.shape, dtype=np.int32).tobytes() + grid.astype(np.uint8).tobytes()
-        cand = self.candidates.setdefault(key, Candidate(grid))
+        cand = self.candidates.setdefault(grid_key(grid), Candidate(grid))
         cand.votes += votes
         cand.halt_sum += halt_prob * votes
         if self.rule == "probability" and log_probs is not None and len(self.evidence) < self.max_evidence:
@@ -107,6 +111,17 @@ class Ballot:
 
 
 Votes = dict[str, list[Ballot]]  # task id -> one ballot per test input
+
+
+def pool(votes: list[Votes]) -> Votes:
+    """The votes of several runs (checkpoints) summed per candidate, in new ballots."""
+    pooled: Votes = {}
+    for v in votes:
+        for task_id, ballots in v.items():
+            mine = pooled.setdefault(task_id, [Ballot(b.rule, b.max_evidence) for b in ballots])
+            for m, b in zip(mine, ballots):
+                m.merge(b)
+    return pooled
 
 
 def submission_from_votes(tasks: list[Task], votes: Votes, base: dict | None = None) -> dict:
@@ -177,11 +192,9 @@ def check_fits(tasks: list[Task], buckets: tuple[int, ...]) -> None:
 class Predictor:
     """Runs the voting over views for a list of tasks, writing the submission as it improves."""
 
-    def __init__(self, model: TRM, cfg: Config, puzzles: PuzzleSet, accelerator=None, batch_size: int | None = None,
+    def __init__(self, model: TRM, cfg: Config, puzzles: PuzzleSet, accelerator, batch_size: int | None = None,
                  stop_on_halt: bool = False):
-        from accelerate import Accelerator
-
-        self.accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
+        self.accelerator = accelerator  # its mixed precision is the prediction's (train.make_accelerator)
         self.model = model.to(self.accelerator.device).eval()
         self.cfg, self.puzzles, self.stop_on_halt = cfg, puzzles, stop_on_halt
         self.batch_size = batch_size or 256
@@ -227,8 +240,9 @@ class Predictor:
 
     def predict(self, tasks: list[Task], out: str | Path | None = None, n_views: int | None = None,
                 time_budget: float | None = None, progress: bool = True,
-                on_round: Callable[[int, Votes], None] | None = None) -> Votes:
-        """Vote over views for every test input; rewrite `out` after each round of views."""
+                on_round: Callable[[int, Votes], None] | None = None, prior: list[Votes] = ()) -> Votes:
+        """Vote over views for every test input; rewrite `out` after each round of views. Returns this
+        model's votes; `prior` (other checkpoints' votes) is pooled with them in the file written."""
         from accelerate.utils import gather_object
         from tqdm.auto import tqdm
 
@@ -238,7 +252,7 @@ class Predictor:
         rounds, views_of = plan_rounds(tasks, self.puzzles, n_views, self.cfg.run.seed)
         rounds = merge_rounds(rounds, 4 * self.batch_size * acc.num_processes)
         merged = self.empty_votes(tasks)
-        submission = fallback_submission(tasks)
+        submission = submission_from_votes(tasks, pool(list(prior))) if prior else fallback_submission(tasks)
         if out is not None and acc.is_main_process:
             write_submission(out, submission)
         bar = tqdm(total=sum(len(r) for r in rounds), desc="predict", unit="view", dynamic_ncols=True,
@@ -256,7 +270,7 @@ class Predictor:
                 bar.n = min(bar.total, sum(len(x) for x in rounds[:r + 1]))  # exact at each round's end
                 bar.refresh()
                 if acc.is_main_process:
-                    submission = submission_from_votes(tasks, merged, base=submission)
+                    submission = submission_from_votes(tasks, pool([*prior, merged]), base=submission)
                     if out is not None:
                         write_submission(out, submission)
                 if on_round is not None:
@@ -265,8 +279,22 @@ class Predictor:
                     break
         except KeyboardInterrupt:
             if out is not None and acc.is_main_process:
-                write_submission(out, submission_from_votes(tasks, merged, base=submission))
+                write_submission(out, submission_from_votes(tasks, pool([*prior, merged]), base=submission))
             raise
         finally:
             bar.close()
         return merged
+
+
+def held_out_accuracy(model: TRM, cfg: Config, puzzles: PuzzleSet, tasks: list[Task | None],
+                      items: list[tuple[int, int]], accelerator) -> float:
+    """Exact accuracy on held-out test inputs, (task index, test index) `items` of `tasks`: identity view,
+    all N_sup steps, through the same batching and decoding as prediction."""
+    if not items:
+        return float("nan")
+    predictor = Predictor(model, cfg, puzzles, accelerator, batch_size=cfg.optim.batch_size)
+    votes = {tasks[t].id: [Ballot() for _ in tasks[t].test_inputs] for t, _ in items}
+    predictor.solve_items(tasks, [Item(t, j, 0, puzzles.row(t, 0)) for t, j in items],
+                          {tasks[t].id: [View()] for t, _ in items}, votes, deadline=None)
+    return sum(np.array_equal(votes[tasks[t].id][j].ranked()[0].grid, tasks[t].test_outputs[j])
+               for t, j in items) / len(items)

@@ -10,7 +10,8 @@ Architecture choices (paper: "Less is More: Recursive Reasoning with Tiny Networ
 - blocks: non-causal attention through scaled_dot_product_attention (or an MLP over token positions),
   SwiGLU MLP, RMSNorm after each residual add (post-norm), no biases.
 - positions: 2-D rotary embeddings, half of each head's dims rotated by the row and half by the column,
-  so a cell means the same on any canvas size.
+  so a cell means the same on any canvas size (`positions="1d"`: the reference's rotary over the token
+  index of the prefix + 30x30 canvas, a cell at row r, column c being token P + 30 r + c on any canvas).
 - task conditioning: one learned row per puzzle (task x view), zero-initialised, padded and reshaped
   into `prefix_len` prefix tokens. The table is sized by the number of puzzles and is updated sparsely
   by sign-SGD (see `sparse_sign_sgd`), never by the dense optimizer.
@@ -29,31 +30,42 @@ from arc_trm.encoding import VOCAB_SIZE
 from arc_trm.tasks import MAX_SIDE
 
 
-def rope_2d(head_dim: int, side: int, prefix_len: int, theta: float, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos, sin of shape (prefix_len + side*side, head_dim) for the tokens of a side x side canvas.
+def rope_angles(head_dim: int, side: int, prefix_len: int, theta: float, positions: str, device) -> torch.Tensor:
+    """The rotation angle of each rotated pair of dims, (prefix_len + side*side, head_dim/2), for the
+    tokens of a side x side canvas (row-major after the prefix).
 
-    Dims i and i + head_dim/2 form a rotated pair; the first quarter of the pairs turn with the row,
-    the rest with the column. Prefix token p sits at row = column = -(p + 1), away from every cell.
+    "2d": the first half of the pairs turn with the row, the second half with the column; prefix token p
+    sits at row = column = -(p + 1), away from every cell. "1d" (the reference): every pair turns with the
+    token's index on the reference layout, p for prefix token p and P + 30 r + c for the cell (r, c).
     """
+    cells = torch.arange(side, device=device, dtype=torch.float32)
+    rows, cols = cells.repeat_interleave(side), cells.repeat(side)  # (S*S,) each
+    prefix = torch.arange(prefix_len, device=device, dtype=torch.float32)
+    if positions == "1d":
+        inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim))
+        index = torch.cat([prefix, prefix_len + MAX_SIDE * rows + cols])  # (L,)
+        return index[:, None] * inv_freq
     quarter = head_dim // 4
     inv_freq = 1.0 / (theta ** (torch.arange(quarter, device=device, dtype=torch.float32) / quarter))
-    cells = torch.arange(side, device=device, dtype=torch.float32)
-    prefix = -torch.arange(1, prefix_len + 1, device=device, dtype=torch.float32)
-    rows = torch.cat([prefix, cells.repeat_interleave(side)])  # (L,)
-    cols = torch.cat([prefix, cells.repeat(side)])  # (L,)
-    angles = torch.cat([rows[:, None] * inv_freq, cols[:, None] * inv_freq], dim=-1)  # (L, head_dim/2)
-    angles = torch.cat([angles, angles], dim=-1)  # (L, head_dim)
-    return angles.cos(), angles.sin()
+    rows, cols = torch.cat([-(prefix + 1), rows]), torch.cat([-(prefix + 1), cols])  # (L,) each
+    return torch.cat([rows[:, None] * inv_freq, cols[:, None] * inv_freq], dim=-1)
 
 
-def trunc_normal_(w: torch.Tensor, std: float) -> torch.Tensor:
+def rope_complex(head_dim: int, side: int, prefix_len: int, theta: float, positions: str, device) -> torch.Tensor:
+    """The rotations of `rope_angles` as unit complex numbers (L, 1, head_dim/2): pair i turns by angle i."""
+    angles = rope_angles(head_dim, side, prefix_len, theta, positions, device)
+    return torch.complex(angles.cos(), angles.sin()).unsqueeze(1)
+
+
+TRUNCATED_STD = 0.8796  # the standard deviation of a standard normal truncated to [-2, 2]
+
+
+def trunc_normal_(w: torch.Tensor, std: float, exact: bool = False) -> torch.Tensor:
+    """A normal truncated to two standard deviations. nn.init's `std` is that of the normal before the
+    cut, so the values' true std is 0.88 std; `exact` (the reference's init) scales it to be std."""
+    if exact:
+        std = std / TRUNCATED_STD
     return nn.init.trunc_normal_(w, std=std, a=-2 * std, b=2 * std)
-
-
-def rope_complex(head_dim: int, side: int, prefix_len: int, theta: float, device) -> torch.Tensor:
-    """The rotations of `rope_2d` as unit complex numbers (L, 1, head_dim/2): pair i turns by angle i."""
-    cos, sin = rope_2d(head_dim, side, prefix_len, theta, device)
-    return torch.complex(cos[:, :head_dim // 2], sin[:, :head_dim // 2]).unsqueeze(1)
 
 
 class Attention(nn.Module):
@@ -101,9 +113,9 @@ class TokenMLP(nn.Module):
 
 
 class SwiGLU(nn.Module):
-    def __init__(self, hidden: int, expansion: float):
+    def __init__(self, hidden: int, expansion: float, multiple: int):
         super().__init__()
-        inner = 64 * math.ceil(expansion * hidden * 2 / 3 / 64)  # 2/3 keeps the parameter count of a 4x MLP
+        inner = multiple * math.ceil(round(expansion * hidden * 2 / 3) / multiple)  # 2/3: a 4x MLP's parameters
         self.gate_up = nn.Linear(hidden, 2 * inner, bias=False)
         self.down = nn.Linear(inner, hidden, bias=False)
 
@@ -116,7 +128,7 @@ class Block(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.mixer = Attention(cfg.hidden, cfg.heads) if cfg.mixer == "attention" else TokenMLP(cfg.prefix_len)
-        self.mlp = SwiGLU(cfg.hidden, cfg.expansion)
+        self.mlp = SwiGLU(cfg.hidden, cfg.expansion, cfg.mlp_multiple)
         self.eps = cfg.norm_eps
 
     def forward(self, h: torch.Tensor, pos: dict) -> torch.Tensor:
@@ -195,27 +207,28 @@ class TRM(nn.Module):
 
     @torch.no_grad()
     def init_weights(self) -> None:
-        """Every initialisation in one place (as the reference: truncated LeCun normal)."""
-        D = self.cfg.hidden
-        trunc_normal_(self.embed.weight, 1 / math.sqrt(D))
+        """Every initialisation in one place: truncated LeCun normals, as the reference."""
+        D, exact = self.cfg.hidden, self.cfg.init == "reference"
+        trunc_normal_(self.embed.weight, 1 / math.sqrt(D), exact)
         for module in self.net.modules():
             if isinstance(module, nn.Linear):
-                trunc_normal_(module.weight, 1 / math.sqrt(module.in_features))
+                trunc_normal_(module.weight, 1 / math.sqrt(module.in_features), exact)
             elif isinstance(module, TokenMLP):  # both contract over their first dimension
-                trunc_normal_(module.up, 1 / math.sqrt(module.up.shape[0]))
-                trunc_normal_(module.down, 1 / math.sqrt(module.down.shape[0]))
-        trunc_normal_(self.output_head.weight, 1 / math.sqrt(D))
+                trunc_normal_(module.up, 1 / math.sqrt(module.up.shape[0]), exact)
+                trunc_normal_(module.down, 1 / math.sqrt(module.down.shape[0]), exact)
+        trunc_normal_(self.output_head.weight, 1 / math.sqrt(D), exact)
         self.halt_head.weight.zero_()
         self.halt_head.bias.fill_(-5.0)  # start far from halting
-        trunc_normal_(self.y_init, 1.0)
-        trunc_normal_(self.z_init, 1.0)
+        trunc_normal_(self.y_init, 1.0, exact)
+        trunc_normal_(self.z_init, 1.0, exact)
         self.puzzles.weight.zero_()
 
     def positions(self, side: int, device) -> dict:
         cfg = self.cfg
         pos = {}
         if cfg.mixer == "attention":
-            pos["rope"] = rope_complex(cfg.hidden // cfg.heads, side, cfg.prefix_len, cfg.rope_theta, device)
+            pos["rope"] = rope_complex(cfg.hidden // cfg.heads, side, cfg.prefix_len, cfg.rope_theta, cfg.positions,
+                                       device)
         else:
             cells = torch.arange(side, device=device)
             grid_index = (cells[:, None] * MAX_SIDE + cells[None, :]).flatten() + cfg.prefix_len

@@ -1,5 +1,6 @@
-"""The jobs built from the pieces: solve (adapt if needed, then predict), evaluate (solve + score +
-per-task results + report) and the demo (train tiny-cpu on small tasks, then evaluate, on a CPU).
+"""The jobs built from the pieces: train (a run directory, resumable, with held-out evaluation), solve
+(adapt if needed, then predict, pooling several checkpoints' votes), evaluate (solve + score + per-task
+results + report) and the demo (train tiny-cpu on small tasks, then evaluate, on a CPU).
 
 An evaluation directory holds submission.json, results.json (scores, and per test input the ranked
 candidates with their votes and mean halt probability, and the rank of the true output) and
@@ -13,50 +14,107 @@ import time
 from pathlib import Path
 
 import numpy as np
+from accelerate import Accelerator
 
 from arc_trm.adapt import adapt, unknown_tasks
 from arc_trm.atomic import atomic_write_json
-from arc_trm.checkpoint import load_for_inference
+from arc_trm.checkpoint import check_resumable, latest_checkpoint, load_for_inference
+from arc_trm.config import Config, load_config, sets_field
+from arc_trm.data import ExampleTable, training_data
 from arc_trm.errors import UserError
-from arc_trm.infer import Ballot, Predictor, Votes
+from arc_trm.infer import Ballot, Predictor, Votes, grid_key, held_out_accuracy, pool
+from arc_trm.model import TRM
 from arc_trm.submission import (
+    CONFIDENCE,
+    binomial_interval,
     fallback_submission,
+    format_interval,
     load_submission,
     score_submission,
     validate_submission,
     write_submission,
 )
-from arc_trm.tasks import Task
+from arc_trm.tasks import Task, load_tasks
+from arc_trm.train import Schedule, Trainer
 
 PASS_AT = (1, 2, 5, 10, 100)
 ADAPT_SHARE = 0.6  # of a time budget, the part given to adaptation when there are unseen tasks
 
 
-def solve(checkpoint: str | Path, tasks: list[Task], out: str | Path, *, views: int | None = None,
-          time_budget: float | None = None, no_adapt: bool = False, adapt_dir: str | Path | None = None,
-          adapt_mode: str = "rows", adapt_steps: int = 1000, stop_on_halt: bool = False,
-          batch_size: int | None = None, rank: str | None = None) -> Votes:
-    """Adapt the checkpoint to unseen tasks (unless `no_adapt`), then vote over views and write the
-    submission `out`, valid from the first moment and improved as views complete. `rank` overrides the
-    checkpoint's infer.rank."""
-    from accelerate import PartialState
+def train(cfg: Config, out_dir: str | Path, accelerator: Accelerator, time_budget: float | None = None,
+          budget_decides: bool = False, quiet: bool = False) -> dict:
+    """Train `cfg` in `out_dir`, resuming from its latest checkpoint if there is one. With a time budget,
+    training stops when it is spent; `budget_decides` lifts the config's max_steps (the schedule is
+    fitted to the budget either way). Held-out test inputs are scored every run.eval_every steps."""
+    out_dir = Path(out_dir)
+    ckpt = latest_checkpoint(out_dir)
+    if ckpt is not None:
+        check_resumable(cfg, ckpt)
+    data = training_data(cfg)
+    if cfg.optim.epochs:  # the reference's way of stating a run's length, resolved (and saved) here
+        cfg.optim.max_steps = data.steps_for_epochs(cfg.optim.epochs, cfg.optim.batch_size)
+    trainer = Trainer(cfg, out_dir, data, accelerator, quiet=quiet)
+    if accelerator.is_main_process:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out_dir / "config.json", cfg.to_dict(), indent=2)
+    if ckpt is not None:
+        trainer.resume(ckpt)
+        if accelerator.is_main_process and not quiet:
+            print(f"resuming from {ckpt} at step {trainer.step}", file=sys.stderr)
+    schedule = Schedule(cfg.optim, None if budget_decides and time_budget else cfg.optim.max_steps, time_budget,
+                        start_step=trainer.step)
 
-    started = time.monotonic()
-    out = Path(out)
-    cfg, puzzles, model = load_for_inference(checkpoint)
-    if unknown_tasks(tasks, puzzles) and not no_adapt:
-        if PartialState().is_main_process:  # a valid file before adapting: Ctrl-C or a crash there keeps it
-            write_submission(out, fallback_submission(tasks))
-        adapt_dir = Path(adapt_dir) if adapt_dir else out.with_name(out.stem + "-adapted")
-        budget = None if time_budget is None else ADAPT_SHARE * time_budget
-        checkpoint = adapt(checkpoint, tasks, adapt_dir, mode=adapt_mode, steps=adapt_steps, time_budget=budget,
-                           views=views)
-        cfg, puzzles, model = load_for_inference(checkpoint)
-    remaining = None if time_budget is None else max(0.0, time_budget - (time.monotonic() - started))
-    if rank is not None:
-        cfg.infer.rank = rank
-    predictor = Predictor(model, cfg, puzzles, batch_size=batch_size, stop_on_halt=stop_on_halt)
-    return predictor.predict(tasks, out, n_views=views, time_budget=remaining)
+    def held_out(model):
+        return held_out_accuracy(model, cfg, data.puzzles, data.tasks, data.held_out, accelerator)
+
+    return trainer.fit(schedule, held_out if data.held_out else None)
+
+
+def plan(cfg: Config) -> dict:
+    """What `train` would do, without training (`arc-trm train --dry-run`): the data loaded, the puzzle
+    table and the model built, and their sizes, the resolved step count and the canvas buckets' shares."""
+    data = training_data(cfg)
+    steps = data.steps_for_epochs(cfg.optim.epochs, cfg.optim.batch_size) if cfg.optim.epochs else cfg.optim.max_steps
+    model = TRM(cfg.model, data.puzzles.num_rows)
+    table = ExampleTable(data.puzzles, data.pairs, cfg.data.buckets)
+    return {"config": cfg.name, "tasks": len(data.tasks), "examples": len(table),
+            "sources": {src: {"tasks": n, "pairs": pairs} for src, (n, pairs) in data.sources.items()},
+            "puzzle_rows": data.puzzles.num_rows,
+            "params": sum(p.numel() for name, p in model.named_parameters() if not name.startswith("puzzles.")),
+            "max_steps": steps, "epochs": cfg.optim.epochs, "batch_size": cfg.optim.batch_size,
+            "examples_per_view": data.examples_per_view(),
+            "buckets": {side: len(idx) / len(table) for side, idx in table.by_bucket.items()}}
+
+
+def solve(checkpoints: list[str | Path], tasks: list[Task], out: str | Path, accelerator: Accelerator, *,
+          views: int | None = None, time_budget: float | None = None, no_adapt: bool = False,
+          adapt_dir: str | Path | None = None, adapt_mode: str = "rows", adapt_steps: int = 1000,
+          stop_on_halt: bool = False, batch_size: int | None = None, rank: str | None = None) -> list[Votes]:
+    """Adapt each checkpoint to the tasks it has not seen (unless `no_adapt`), then vote over views and
+    write the submission `out`: valid from the first moment, improved as views complete, the votes of
+    all checkpoints pooled (summed per candidate). A time budget is shared evenly by the checkpoints;
+    within a checkpoint's share, adaptation gets ADAPT_SHARE when there are unseen tasks. `rank`
+    overrides the checkpoints' infer.rank. Returns each checkpoint's votes."""
+    started, out = time.monotonic(), Path(out)
+    if accelerator.is_main_process:  # a valid file before anything else: Ctrl-C or a crash keeps it
+        write_submission(out, fallback_submission(tasks))
+    done: list[Votes] = []
+    for k, ckpt in enumerate(checkpoints):
+        share = None if time_budget is None else (time_budget - (time.monotonic() - started)) / (len(checkpoints) - k)
+        begun = time.monotonic()
+        cfg, puzzles, model = load_for_inference(ckpt)
+        if unknown_tasks(tasks, puzzles) and not no_adapt:
+            where = Path(adapt_dir) if adapt_dir else out.with_name(out.stem + "-adapted")
+            adapted = adapt(ckpt, tasks, where / f"checkpoint-{k}" if len(checkpoints) > 1 else where, accelerator,
+                            mode=adapt_mode, steps=adapt_steps, views=views,
+                            time_budget=None if share is None else ADAPT_SHARE * share)
+            cfg, puzzles, model = load_for_inference(adapted)
+        if rank is not None:
+            cfg.infer.rank = rank
+        left = None if share is None else max(0.0, share - (time.monotonic() - begun))
+        predictor = Predictor(model, cfg, puzzles, accelerator, batch_size=batch_size, stop_on_halt=stop_on_halt)
+        done.append(predictor.predict(tasks, out, n_views=views, time_budget=left, prior=done))
+    return done
 
 
 def truth_rank(ballot: Ballot, truth: np.ndarray) -> int | None:
@@ -80,26 +138,43 @@ def results(tasks: list[Task], votes: Votes, submission: dict, source: str) -> d
         per_task[task.id] = entries
     out = {"source": source, "tasks": per_task, "scores": None}
     if all(t.test_outputs is not None for t in tasks):
-        scores = {f"pass@{k}": sum(r is not None and r <= k for r in ranks) / len(ranks) for k in PASS_AT}
-        scores["oracle"] = sum(r is not None for r in ranks) / len(ranks)  # any view right
+        n = len(ranks)
+        hits = {f"pass@{k}": sum(r is not None and r <= k for r in ranks) for k in PASS_AT}
+        hits["oracle"] = sum(r is not None for r in ranks)  # any view right
+        scores = {name: hit / n for name, hit in hits.items()}
         official = score_submission(submission, tasks)
         scores.update(score=official["score"], task_score=official["task_score"],
                       outputs=official["outputs"], correct_outputs=official["correct_outputs"])
+        # every score that counts test outputs has a binomial interval; task_score, a mean of per-task
+        # fractions, has none
+        scores["interval"] = {**{name: list(binomial_interval(hit, n)) for name, hit in hits.items()},
+                              "score": official["interval"]}
         out["scores"] = scores
     return out
 
 
-def evaluate(checkpoint: str | Path, tasks: list[Task], source: str, out_dir: str | Path, **solve_args) -> dict:
-    """Solve, then write results.json and report.html beside the submission; returns the results."""
+def evaluate(checkpoints: list[str | Path], tasks: list[Task], source: str, out_dir: str | Path,
+             accelerator: Accelerator, **solve_args) -> dict:
+    """Solve, then write results.json and report.html beside the submission; returns the results. With
+    several checkpoints, each candidate also records the votes each checkpoint gave it."""
     from arc_trm.render import write_report
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sub_path = out_dir / "submission.json"
-    votes = solve(checkpoint, tasks, sub_path, adapt_dir=out_dir / "adapted", **solve_args)
+    per_checkpoint = solve(checkpoints, tasks, sub_path, accelerator, adapt_dir=out_dir / "adapted", **solve_args)
+    if not accelerator.is_main_process:
+        return {}
     submission = load_submission(sub_path)
     validate_submission(submission, tasks, str(sub_path))
-    res = results(tasks, votes, submission, source)
+    res = results(tasks, pool(per_checkpoint), submission, source)
+    res["checkpoints"] = [str(c) for c in checkpoints]
+    for task in tasks:
+        for j, entry in enumerate(res["tasks"][task.id]):
+            for cand in entry["candidates"]:
+                key = grid_key(np.array(cand["grid"], dtype=np.uint8))
+                cand["checkpoint_votes"] = [v[task.id][j].candidates[key].votes if key in v[task.id][j].candidates
+                                            else 0 for v in per_checkpoint]
     atomic_write_json(out_dir / "results.json", res)
     write_report(out_dir, tasks)
     return res
@@ -114,35 +189,32 @@ def print_scores(res: dict, out_dir: Path, as_json: bool) -> None:
         print(f"predicted {len(res['tasks'])} tasks (no solutions to score against); "
               f"submission: {out_dir / 'submission.json'}")
         return
-    ks = "  ".join(f"pass@{k} {scores[f'pass@{k}']:.3f}" for k in PASS_AT)
+    interval = {name: format_interval(*ci) for name, ci in scores["interval"].items()}
     print(f"Kaggle score (pass@2): {scores['score']:.4f} ({scores['correct_outputs']}/{scores['outputs']} "
-          f"test outputs); per-task score {scores['task_score']:.4f}")
-    print(f"{ks}  oracle {scores['oracle']:.3f}")
+          f"test outputs; {CONFIDENCE:.0%} interval {interval['score']}); per-task score {scores['task_score']:.4f}")
+    names = [*(f"pass@{k}" for k in PASS_AT), "oracle"]
+    print("  ".join(f"{name} {scores[name]:.3f} [{interval[name]}]" for name in names),
+          f"({CONFIDENCE:.0%} intervals in brackets)")
     print(f"submission, results and report in {out_dir}")
 
 
-def demo(source: str = "arc1-small", out_dir: str | Path = "runs/demo", minutes: float = 9.0,
-         overrides: list[str] = ()) -> dict:
-    """Train `tiny-cpu` on the demonstration pairs of `source` for `minutes`, then vote over the views
-    of their test inputs (which were never trained on), write and score the submission."""
-    from arc_trm.config import load_config
-    from arc_trm.tasks import load_tasks
-    from arc_trm.train import run_training
-
+def demo(accelerator: Accelerator, source: str = "arc1-small", out_dir: str | Path = "runs/demo",
+         minutes: float = 9.0, overrides: list[str] = ()) -> dict:
+    """Train `tiny-cpu` on the demonstration pairs of `source` for `minutes` (the budget decides the step
+    count unless max_steps is among the overrides), then vote over the views of their test inputs (which
+    were never trained on), write and score the submission."""
     started = time.monotonic()
     tasks = load_tasks(source)
     if any(t.test_outputs is None for t in tasks):
         raise UserError(f"demo: {source} has no solutions to score against")
-    # the time budget, not a step count, ends the run: its schedule is fitted to the steps that fit
-    cfg = load_config("tiny-cpu", [f"data.eval_tasks={source}", "data.train_tasks=", "eval_every=0",
-                                   "max_steps=1000000", *overrides])
+    cfg = load_config("tiny-cpu", [f"data.eval_tasks={source}", "data.train_tasks=", "eval_every=0", *overrides])
     out_dir = Path(out_dir)
     run_dir = out_dir / "run"
     shutil.rmtree(run_dir, ignore_errors=True)  # the demo always trains afresh
     print(f"demo: training tiny-cpu on the demonstrations of {len(tasks)} tasks of {source} "
           f"for {minutes:g} min", file=sys.stderr)
-    run_training(cfg, run_dir, time_budget=60 * minutes)
+    train(cfg, run_dir, accelerator, time_budget=60 * minutes, budget_decides=not sets_field(overrides, "max_steps"))
     print("demo: predicting their test inputs with voting over views", file=sys.stderr)
-    res = evaluate(run_dir, tasks, source, out_dir, no_adapt=True)
+    res = evaluate([run_dir], tasks, source, out_dir, accelerator, no_adapt=True)
     res["seconds"] = time.monotonic() - started
     return res

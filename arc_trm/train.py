@@ -1,86 +1,59 @@
-"""Training on Accelerate: deep supervision with a rolling carry, per canvas bucket.
+"""Training on Accelerate: deep supervision with a rolling batch per canvas bucket.
 
-Each optimizer step is ONE supervision step of a batch of examples drawn from one canvas bucket. Every
-bucket keeps its own rolling carry: an example stays in its slot, its (y, z) carried (detached) from
-step to step, until it halts (halt logit > 0, after a random minimum number of steps for exploration)
-or reaches N_sup steps; then the slot takes the bucket's next example, as the reference does. Buckets
-are visited at random in proportion to their number of examples, so large grids are not starved.
+Each optimizer step is ONE supervision step of a batch drawn from one canvas bucket. Every bucket keeps
+its own rolling batch (data.RollingBatch): an example stays in its slot, its (y, z) carried (detached)
+from step to step, until it halts (halt logit > 0, after a random minimum number of steps for
+exploration) or reaches N_sup steps; then the slot takes the bucket's next example. The reference keeps
+one rolling batch over all grid sizes, so a size gets compute in proportion to its examples x their
+steps until halting; to spend compute the same way, a bucket is drawn in proportion to its examples x
+the running mean of its steps to halt (`data.bucket_sampling=compute`; `examples` draws by examples
+only).
 
 Processes (accelerate launch / torchrun) split every global batch evenly. All bookkeeping that decides
 which example enters which slot (streams, halting, exploration, bucket choice) is done identically on
-every process from gathered halt logits, so k processes follow exactly the run of one process with
-the same global batch; the dense weights are synchronised by DDP and the puzzle rows by
-`sparse_sign_sgd`, which gathers the rows every process touched.
+every process from gathered halt logits, so k processes follow exactly the run of one process with the
+same global batch; the dense weights are synchronised by DDP and the puzzle rows by
+`model.sparse_sign_sgd`, which gathers the rows every process touched.
 
-A run directory holds config.json (the resolved config), metrics.jsonl, checkpoints/step-N/ and a
-`latest` pointer. Starting again in the same directory resumes from `latest` exactly: same step, same
-next batch, same carry.
+A run directory holds config.json, metrics.jsonl and checkpoints (see checkpoint.py). Starting again in
+the same directory resumes from `latest` exactly: same step, same next batch, same carry.
 """
 
 import contextlib
 import json
 import math
-import os
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
+from accelerate import Accelerator
+from accelerate.utils import broadcast_object_list
+from tqdm.auto import tqdm
 
 from arc_trm import checkpoint
-from arc_trm.atomic import atomic_write_json, atomic_write_text
-from arc_trm.augment import View
-from arc_trm.config import Config, load_config
-from arc_trm.data import ExampleStream, ExampleTable, PuzzleSet
+from arc_trm.atomic import atomic_write_text
+from arc_trm.config import Config, OptimConfig
+from arc_trm.data import ExampleStream, ExampleTable, RollingBatch, TrainingData
 from arc_trm.errors import UserError
 from arc_trm.loss import step_loss
 from arc_trm.model import TRM, sparse_sign_sgd
-from arc_trm.tasks import Task, load_tasks
 
 
-@dataclass
-class TrainingData:
-    """What a run trains on: every task's trainable pairs, its puzzles, and the held-out test inputs."""
-
-    tasks: list[Task | None]  # aligned with puzzles.task_ids; None for a task this run does not load
-    pairs: list[list[tuple[np.ndarray, np.ndarray]]]  # trainable pairs per task (may be empty)
-    puzzles: PuzzleSet  # every puzzle of the model's table, saved with each checkpoint
-    eval_items: list[tuple[int, int]]  # (task index, test index) scored at evaluation
-
-
-def training_data(cfg: Config) -> TrainingData:
-    """The reference's recipe: all pairs of the training tasks, plus the demonstrations (never the test
-    outputs) of the evaluation tasks, whose test inputs are held out. A task in both sets counts as an
-    evaluation task."""
-    evals = load_tasks(cfg.data.eval_tasks) if cfg.data.eval_tasks else []
-    eval_ids = {t.id for t in evals}
-    trains = [t for t in load_tasks(cfg.data.train_tasks) if t.id not in eval_ids] if cfg.data.train_tasks else []
-    if not trains and not evals:
-        raise UserError("config: data.train_tasks and data.eval_tasks are both empty")
-    tasks = trains + evals
-    pairs = [t.train + list(zip(t.test_inputs, t.test_outputs or [])) for t in trains] + [t.train for t in evals]
-    puzzles = PuzzleSet.build(tasks, cfg.data.views, cfg.run.seed, cfg.data.permute_background)
-    eval_items = [(len(trains) + i, j) for i, t in enumerate(evals) if t.test_outputs
-                  for j in range(len(t.test_inputs))]
-    if cfg.data.max_eval_inputs:
-        eval_items = eval_items[:cfg.data.max_eval_inputs]
-    return TrainingData(tasks, pairs, puzzles, eval_items)
-
-
-def mixed_precision(setting: str) -> str:
-    if setting == "auto":
-        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
-    return setting
-
-
-def learning_rate_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
-    """Linear warm-up to 1, then cosine decay to `min_ratio` at `total`."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+def make_accelerator(precision: str = "auto", project_dir: str | Path | None = None, log_with: list[str] = (),
+                     device: str | None = None) -> Accelerator:
+    """The one Accelerator of a command. `precision`: "auto" (bf16 where a CUDA device supports it, else
+    fp32), "bf16" (on a CPU: CPU autocast) or "no"; `device` "cpu" or "cuda" (default: cuda if there is
+    one). Accelerate's state is one per process, so a command makes this once, at its entry point, and
+    passes it down."""
+    cpu = device == "cpu" if device else not torch.cuda.is_available()
+    if precision == "auto":
+        precision = "bf16" if not cpu and torch.cuda.is_bf16_supported() else "no"
+    # cpu=True without CUDA: otherwise torchrun on a CPU gives k unconnected processes
+    return Accelerator(cpu=cpu, mixed_precision=precision, log_with=list(log_with) or None,
+                       project_dir=str(project_dir) if project_dir else None)
 
 
 class EMA:
@@ -113,195 +86,221 @@ class EMA:
                     params[n].copy_(w)
 
 
-class BucketCarry:
-    """The rolling batch of one canvas bucket. Slot bookkeeping is global (identical on every process);
-    canvases and the (y, z) carry are kept only for this process's slice of the slots."""
+def learning_rate_factor(step: int, warmup: int, total: int | None, min_ratio: float) -> float:
+    """Linear warm-up to 1, then cosine decay to `min_ratio` at `total` (None: not known yet, stay at 1)."""
+    if step < warmup:
+        return (step + 1) / warmup
+    if total is None:
+        return 1.0
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
-    def __init__(self, side: int, global_batch: int, local: slice, stream: ExampleStream):
-        self.side, self.local, self.stream = side, local, stream
-        self.example = np.full(global_batch, -1, dtype=np.int64)  # example index in each slot
-        self.steps = np.zeros(global_batch, dtype=np.int64)  # supervision steps taken by each slot
-        self.halted = np.ones(global_batch, dtype=bool)  # slot needs a new example
-        self.placement = np.zeros((global_batch, 2))  # offset choice of each slot's example
-        self.tensors: dict[str, torch.Tensor] = {}  # inputs, labels, rows, y, z of the local slots
 
-    def refill(self, table: ExampleTable, model: TRM, rng: np.random.Generator, translate: bool, device) -> None:
-        new = np.flatnonzero(self.halted)
-        if len(new) == 0:
-            return
-        self.example[new] = self.stream.take(len(new))
-        self.steps[new] = 0
-        self.placement[new] = rng.random((len(new), 2)) if translate else 0.0
-        self.halted[new] = False
-        lo, hi = self.local.start, self.local.stop
-        mine = new[(new >= lo) & (new < hi)]
-        if len(mine) == 0:
-            return
-        inputs, labels, rows = table.encode(self.example[mine], self.side, self.placement[mine])
-        fresh = {"inputs": torch.from_numpy(inputs).long(), "labels": torch.from_numpy(labels).long().flatten(1),
-                 "rows": torch.from_numpy(rows)}
-        y, z = model.initial_carry(len(mine), self.side)
-        fresh["y"], fresh["z"] = y.detach(), z.detach()
-        if not self.tensors:  # first fill: every local slot is new
-            self.tensors = {k: v.to(device) for k, v in fresh.items()}
-            return
-        at = torch.from_numpy(mine - lo).to(device)
-        for k, v in fresh.items():
-            self.tensors[k][at] = v.to(device, self.tensors[k].dtype)
+class Schedule:
+    """When training stops and the learning-rate factor of each step: warm-up, then cosine to `total`.
 
-    def state(self) -> dict:
-        return {"example": self.example.tolist(), "steps": self.steps.tolist(), "halted": self.halted.tolist(),
-                "placement": self.placement.tolist(), "stream": self.stream.state()}
+    With a time budget the run stops once the budget is spent, and `total` is fitted to it: estimated
+    from the measured speed after a tenth of the budget (20 s at most) and re-estimated at a quarter,
+    half and three quarters of it, never beyond `max_steps` (None: the budget alone decides).
+    """
 
-    def load_state(self, state: dict, tensors: dict[str, torch.Tensor] | None) -> None:
-        self.example = np.array(state["example"], dtype=np.int64)
-        self.steps = np.array(state["steps"], dtype=np.int64)
-        self.halted = np.array(state["halted"], dtype=bool)
-        self.placement = np.array(state["placement"], dtype=np.float64)
-        self.stream.load_state(state["stream"])
-        if tensors is None:  # the carry tensors could not be restored: start every slot afresh
-            self.halted[:] = True
-            self.tensors = {}
-        else:
-            self.tensors = tensors
+    def __init__(self, optim: OptimConfig, max_steps: int | None, time_budget: float | None = None,
+                 start_step: int = 0):
+        self.warmup, self.min_ratio = optim.warmup_steps, optim.lr_min_ratio
+        self.max_steps, self.budget, self.start_step = max_steps, time_budget, start_step
+        self.total = max_steps
+        self.replans = [] if time_budget is None else [min(20.0, time_budget / 10)] + [
+            f * time_budget for f in (0.25, 0.5, 0.75)]
+        assert max_steps is not None or time_budget is not None, "a schedule needs max_steps or a time budget"
+
+    def factor(self, step: int) -> float:
+        return learning_rate_factor(step, self.warmup, self.total, self.min_ratio)
+
+    def finished(self, step: int, elapsed: float) -> bool:
+        """Whether to stop before `step` (re-planning `total` when a re-planning point has passed)."""
+        if self.budget is not None:
+            if elapsed > self.budget:
+                return True
+            if self.replans and elapsed > self.replans[0] and step > self.start_step:
+                self.replans = [t for t in self.replans if t > elapsed]
+                fit = step + int((step - self.start_step) / elapsed * (self.budget - elapsed))
+                self.total = max(fit if self.max_steps is None else min(self.max_steps, fit), step + 1)
+        return self.total is not None and step >= self.total
+
+
+class RunLog:
+    """What a run reports: metrics.jsonl (main process), Accelerate's trackers, and the progress bar."""
+
+    def __init__(self, out_dir: Path, cfg: Config, accelerator: Accelerator, step: int, quiet: bool):
+        self.path, self.acc, self.trackers = out_dir / "metrics.jsonl", accelerator, bool(cfg.run.log_with)
+        if accelerator.is_main_process:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            truncate_metrics(self.path, step)
+        if self.trackers:
+            accelerator.init_trackers(out_dir.name, config=flatten(cfg.to_dict()))
+        self.bar = tqdm(total=None, initial=step, desc="train", unit="step", dynamic_ncols=True,
+                        disable=not accelerator.is_main_process or quiet, file=sys.stderr)
+
+    def write(self, metrics: dict) -> None:
+        if self.trackers:
+            self.acc.log({k: v for k, v in metrics.items() if k != "step"}, step=metrics["step"])
+        if self.acc.is_main_process:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(metrics) + "\n")
+
+    def close(self) -> None:
+        self.bar.close()
+        if self.trackers:
+            self.acc.end_training()
 
 
 class Trainer:
-    """One training (or adaptation) run: model, optimizer, EMA, carries, logging and checkpoints."""
+    """One training (or adaptation) run: model, optimizer, EMA, rolling batches, and checkpoints."""
 
-    def __init__(self, cfg: Config, out_dir: str | Path, data: TrainingData, model: TRM | None = None,
-                 train_weights: bool = True, accelerator=None, quiet: bool = False):
-        from accelerate import Accelerator
-
+    def __init__(self, cfg: Config, out_dir: str | Path, data: TrainingData, accelerator: Accelerator,
+                 model: TRM | None = None, train_weights: bool = True, quiet: bool = False):
         self.cfg, self.out_dir, self.data, self.quiet = cfg, Path(out_dir), data, quiet
-        self.train_weights = train_weights
-        self.accelerator = accelerator or Accelerator(
-            cpu=not torch.cuda.is_available(),  # without it, torchrun on CPU gives k unconnected processes
-            mixed_precision=mixed_precision(cfg.run.mixed_precision),
-            log_with=cfg.run.log_with or None, project_dir=str(self.out_dir))
-        acc = self.accelerator
-        if cfg.optim.batch_size % acc.num_processes:
-            raise UserError(f"config: optim.batch_size {cfg.optim.batch_size} must divide by the "
-                            f"{acc.num_processes} processes")
+        self.train_weights, self.accelerator = train_weights, accelerator
+        acc, B = accelerator, cfg.optim.batch_size
+        if B % acc.num_processes:
+            raise UserError(f"config: optim.batch_size {B} must divide by the {acc.num_processes} processes")
         torch.manual_seed(cfg.run.seed)
-        if model is None:
-            model = TRM(cfg.model, data.puzzles.num_rows)
+        model = model or TRM(cfg.model, data.puzzles.num_rows)
         assert model.puzzles.weight.shape[0] == data.puzzles.num_rows, \
             f"model has {model.puzzles.weight.shape[0]} puzzle rows, the data needs {data.puzzles.num_rows}"
-        self.table = ExampleTable(data.puzzles, data.pairs, cfg.data.buckets)
+        self.table = ExampleTable(data.puzzles, data.pairs, cfg.data.buckets, cfg.data.placement, cfg.run.seed)
         if len(self.table) == 0:
             raise UserError("config: no training examples")
-        for p in model.parameters():
+        for p in model.parameters():  # the puzzle table is updated by sparse_sign_sgd, never by autograd
             if p is not model.puzzles.weight:
                 p.requires_grad_(train_weights)
         if cfg.run.compile:
             model.net.compile()  # in place: state_dict keys stay free of `_orig_mod.`
-        dense = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = None
         if train_weights:
-            self.optimizer = torch.optim.AdamW(dense, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
-                                               weight_decay=cfg.optim.weight_decay)
+            self.optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.optim.lr,
+                                               betas=tuple(cfg.optim.betas), weight_decay=cfg.optim.weight_decay)
             self.model, self.optimizer = acc.prepare(model, self.optimizer)
         else:  # rows only: nothing dense to synchronise, so no DDP wrapper
             self.model = model.to(acc.device)
         self.ema = EMA(self.unwrapped, cfg.optim.ema_decay) if cfg.optim.ema_decay and train_weights else None
         self.rng = np.random.default_rng([cfg.run.seed, 1])
-        B = cfg.optim.batch_size
         per = B // acc.num_processes
         local = slice(acc.process_index * per, (acc.process_index + 1) * per)
-        self.carries = {side: BucketCarry(side, B, local, ExampleStream(idx, cfg.run.seed, side))
+        self.batches = {side: RollingBatch(side, B, local, ExampleStream(idx, cfg.run.seed, side))
                         for side, idx in self.table.by_bucket.items()}
-        sizes = np.array([len(self.table.by_bucket[s]) for s in self.carries], dtype=np.float64)
-        self.bucket_weights = sizes / sizes.sum()
+        self.examples = np.array([len(self.table.by_bucket[s]) for s in self.batches], dtype=np.float64)
+        self.mean_steps = np.full(len(self.batches), float(cfg.model.n_supervision))  # running, per bucket
         self.step = 0
-        self.last_metrics: dict = {}
 
     @property
     def unwrapped(self) -> TRM:
         return self.accelerator.unwrap_model(self.model)
 
-    # ---- one supervision step ------------------------------------------------------------------------
-    def train_step(self, side: int | None = None) -> dict:
-        """One supervision step on one canvas bucket: `side`, or one drawn in proportion to the buckets'
-        example counts (what training does; `arc-trm bench` times each bucket in turn)."""
+    @property
+    def bucket_weights(self) -> np.ndarray:
+        """The chance of each bucket (in `batches` order) to be the next step's."""
+        w = self.examples * (self.mean_steps if self.cfg.data.bucket_sampling == "compute" else 1.0)
+        return w / w.sum()
+
+    def train_step(self, side: int | None = None, lr_factor: float = 1.0, with_metrics: bool = False) -> dict:
+        """One supervision step of one bucket's rolling batch (`side`, or a bucket drawn by `bucket_weights`;
+        `arc-trm bench` times each bucket in turn). Returns the step's metrics when asked."""
         cfg, acc = self.cfg, self.accelerator
         if side is None:
-            side = list(self.carries)[int(self.rng.choice(len(self.carries), p=self.bucket_weights))]
-        carry = self.carries[side]
-        carry.refill(self.table, self.unwrapped, self.rng, cfg.data.translate, acc.device)
-        t = carry.tensors
-        factor = learning_rate_factor(self.step, cfg.optim.warmup_steps, cfg.optim.max_steps, cfg.optim.lr_min_ratio)
+            side = list(self.batches)[int(self.rng.choice(len(self.batches), p=self.bucket_weights))]
+        batch = self.batches[side]
+        batch.refill(self.table, self.unwrapped.initial_carry, self.rng, cfg.data.translate, acc.device)
+        t = batch.tensors
         self.model.train()
         with acc.autocast():
             y, z, logits, halt_logits = self.model(t["inputs"], t["rows"], t["y"], t["z"])
-            loss, per_example = step_loss(logits, t["labels"], halt_logits, cfg.optim.loss,
-                                          cfg.optim.halt_loss_weight)
+            loss, per_example = step_loss(logits, t["labels"], halt_logits, cfg.optim.loss, cfg.optim.halt_loss_weight)
         acc.backward(loss)
         if self.optimizer is not None:
             if cfg.optim.grad_clip:
                 acc.clip_grad_norm_(self.optimizer.param_groups[0]["params"], cfg.optim.grad_clip)
             for group in self.optimizer.param_groups:
-                group["lr"] = cfg.optim.lr * factor
+                group["lr"] = cfg.optim.lr * lr_factor
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
-        sparse_sign_sgd(self.unwrapped.puzzles, cfg.optim.puzzle_lr * factor, cfg.optim.puzzle_weight_decay,
+        sparse_sign_sgd(self.unwrapped.puzzles, cfg.optim.puzzle_lr * lr_factor, cfg.optim.puzzle_weight_decay,
                         acc.gather)
         if self.ema is not None:
             self.ema.update(self.unwrapped, self.step)
-        t["y"], t["z"] = y, z
 
-        # halting, decided identically on every process from the gathered halt logits
-        halt_global = acc.gather(halt_logits.detach().float()).cpu().numpy()
-        carry.steps += 1
-        n_sup = cfg.model.n_supervision
-        explore = self.rng.random(len(carry.steps)) < cfg.optim.halt_exploration
-        min_steps = np.where(explore, self.rng.integers(min(2, n_sup), n_sup + 1, len(carry.steps)), 0)
-        carry.halted = (carry.steps >= n_sup) | ((halt_global > 0) & (carry.steps >= min_steps))
+        # One gather of every slot's halt logit and results; .cpu() waits for the step to finish on the
+        # device (the one host sync of a step). Halting is then decided identically on every process.
+        columns = ["halt_logit", *per_example]
+        local = torch.stack([halt_logits.detach().float(), *(v.float() for v in per_example.values())], dim=1)
+        stats = dict(zip(columns, acc.gather(local).cpu().numpy().T))
+        left = batch.advance(y, z, stats["halt_logit"], cfg.model.n_supervision, cfg.optim.halt_exploration, self.rng)
+        if left.any():  # the running mean of steps to halt, for the bucket weights
+            k = list(self.batches).index(side)
+            self.mean_steps[k] += (1 - (1 - 1 / 64) ** left.sum()) * (batch.steps[left].mean() - self.mean_steps[k])
         self.step += 1
-
-        stats = {k: acc.gather(v.float()).cpu().numpy() for k, v in per_example.items()}
-        done = carry.halted
-        metrics = {
-            "step": self.step, "loss": float(acc.reduce(loss.detach(), "mean")), "lr": cfg.optim.lr * factor,
-            "output_loss": float(stats["output_loss"].mean()), "token_accuracy": float(stats["token_accuracy"].mean()),
-            "canvas": side,
-        }
-        if done.any():  # accuracy at halting, over the examples that left the batch this step
-            metrics.update(exact_accuracy=float(stats["exact"][done].mean()),
-                           halt_accuracy=float(stats["halt_correct"][done].mean()),
-                           mean_steps=float(carry.steps[done].mean()))
+        if not with_metrics:
+            return {}
+        total = stats["output_loss"] + cfg.optim.halt_loss_weight * stats["halt_loss"]
+        metrics = {"step": self.step, "loss": float(total.mean()), "lr": cfg.optim.lr * lr_factor,
+                   "output_loss": float(stats["output_loss"].mean()),
+                   "token_accuracy": float(stats["token_accuracy"].mean()), "canvas": side}
+        if left.any():  # accuracy at halting, over the examples that left the batch this step
+            metrics.update(exact_accuracy=float(stats["exact"][left].mean()),
+                           halt_accuracy=float(stats["halt_correct"][left].mean()),
+                           mean_steps=float(batch.steps[left].mean()))
         return metrics
 
-    # ---- evaluation ----------------------------------------------------------------------------------
-    def evaluate(self) -> float:
-        """Exact accuracy on the held-out test inputs (identity view, all N_sup steps, EMA weights),
-        through the same batching and decoding as prediction (infer.Predictor)."""
-        from arc_trm.infer import Ballot, Item, Predictor
-
-        items = self.data.eval_items
-        if not items:
-            return float("nan")
-        tasks, model = self.data.tasks, self.unwrapped
-        votes = {tasks[t].id: [Ballot() for _ in tasks[t].test_inputs] for t, _ in items}
-        predictor = Predictor(model, self.cfg, self.data.puzzles, accelerator=self.accelerator,
-                              batch_size=self.cfg.optim.batch_size)
-        ctx = self.ema.applied(model) if self.ema is not None else contextlib.nullcontext()
+    def held_out_score(self, evaluate: Callable[[TRM], float]) -> float:
+        """`evaluate(model)` with the EMA weights applied (when kept)."""
+        ctx = self.ema.applied(self.unwrapped) if self.ema is not None else contextlib.nullcontext()
         with ctx:
-            predictor.solve_items(tasks, [Item(t, j, 0, self.data.puzzles.row(t, 0)) for t, j in items],
-                                  {tasks[t].id: [View()] for t, _ in items}, votes, deadline=None)
-        correct = 0
-        for t, j in items:
-            guess, truth = votes[tasks[t].id][j].ranked()[0].grid, tasks[t].test_outputs[j]
-            correct += np.array_equal(guess, truth)
-        return correct / len(items)
+            return evaluate(self.unwrapped)
 
-    # ---- checkpoints ---------------------------------------------------------------------------------
+    def fit(self, schedule: Schedule, evaluate: Callable[[TRM], float] | None = None) -> dict:
+        """Train until the schedule says stop; `evaluate(model) -> exact accuracy` on held-out inputs runs
+        every run.eval_every steps and at the end. Ctrl-C saves a checkpoint before stopping."""
+        cfg, acc = self.cfg, self.accelerator
+        log = RunLog(self.out_dir, cfg, acc, self.step, self.quiet)
+        started, window_start, window_steps, last = time.monotonic(), time.monotonic(), 0, {}
+        try:
+            while True:
+                # every process acts on the main process's clock, so all of them re-plan and stop at one step
+                elapsed = broadcast_object_list([time.monotonic() - started])[0] if schedule.budget else 0.0
+                if schedule.finished(self.step, elapsed):
+                    break
+                log.bar.total = schedule.total
+                logging = (self.step + 1) % cfg.run.log_every == 0
+                m = self.train_step(lr_factor=schedule.factor(self.step), with_metrics=logging)
+                window_steps += 1
+                log.bar.update(1)
+                if logging:
+                    m["examples_per_s"] = window_steps * cfg.optim.batch_size / (time.monotonic() - window_start)
+                    window_start, window_steps, last = time.monotonic(), 0, m
+                    log.bar.set_postfix(loss=f"{m['loss']:.3f}", ex_s=f"{m['examples_per_s']:.0f}")
+                    log.write(m)
+                if evaluate and cfg.run.eval_every and self.step % cfg.run.eval_every == 0:
+                    log.write({"step": self.step, "eval_exact_accuracy": self.held_out_score(evaluate)})
+                if cfg.run.save_every and self.step % cfg.run.save_every == 0:
+                    self.save()
+        except KeyboardInterrupt:
+            log.close()
+            self.save()
+            raise
+        final = {"step": self.step}
+        if evaluate:
+            final["eval_exact_accuracy"] = self.held_out_score(evaluate)
+            log.write(final)
+        log.close()
+        self.save()
+        return {**last, **final}
+
+    # ---- checkpoints (the format lives in checkpoint.py) ---------------------------------------------
     def save(self) -> Path:
-        """Write checkpoints/step-N (atomically; see checkpoint.save)."""
-        carry = {str(s): {k: v.cpu() for k, v in c.tensors.items()} for s, c in self.carries.items()}
+        carry = {str(s): {k: v.cpu() for k, v in b.tensors.items()} for s, b in self.batches.items()}
         state = {"step": self.step, "num_processes": self.accelerator.num_processes,
-                 "rng": self.rng.bit_generator.state, "carries": {str(s): c.state() for s, c in self.carries.items()},
-                 "train_weights": self.train_weights}
+                 "rng": self.rng.bit_generator.state, "carries": {str(s): b.state() for s, b in self.batches.items()},
+                 "mean_steps": self.mean_steps.tolist(), "train_weights": self.train_weights}
         return checkpoint.save(self.out_dir, self.step, self.accelerator, model=self.unwrapped,
                                ema=self.ema.shadow if self.ema is not None else None, cfg=self.cfg,
                                puzzles=self.data.puzzles, state=state, optimizer=self.optimizer, carry=carry,
@@ -318,80 +317,10 @@ class Trainer:
         state = saved["state"]
         self.step = state["step"]
         self.rng.bit_generator.state = state["rng"]
+        self.mean_steps = np.array(state.get("mean_steps", self.mean_steps))
         tensors = saved["carry"] or {}
-        for side, carry in self.carries.items():
-            restored = tensors.get(str(side))
-            carry.load_state(state["carries"][str(side)], restored if restored else None)
-
-    # ---- the loop ------------------------------------------------------------------------------------
-    def fit(self, max_steps: int | None = None, time_budget: float | None = None) -> dict:
-        """Train until `max_steps` (default: the config's) or `time_budget` seconds, whichever comes first."""
-        from accelerate.utils import broadcast_object_list
-        from tqdm.auto import tqdm
-
-        cfg, acc = self.cfg, self.accelerator
-        max_steps = cfg.optim.max_steps if max_steps is None else max_steps
-        started, first_step = time.monotonic(), self.step
-        metrics_path = self.out_dir / "metrics.jsonl"
-        if acc.is_main_process:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            truncate_metrics(metrics_path, self.step)
-        if cfg.run.log_with:
-            acc.init_trackers(self.out_dir.name, config=flatten(cfg.to_dict()))
-        bar = tqdm(total=max_steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True,
-                   disable=not acc.is_main_process or self.quiet, file=sys.stderr)
-        window_start, window_examples = time.monotonic(), 0
-        # With a time budget, the schedule is fitted to it: the cosine ends at the step the budget
-        # allows, re-estimated at a few points of the run as the measured speed settles. Every process
-        # acts on the main process's clock, so all of them re-plan and stop at the same step.
-        cap, replans = max_steps, []
-        if time_budget is not None:
-            replans = [min(20.0, time_budget / 10)] + [f * time_budget for f in (0.25, 0.5, 0.75)]
-        try:
-            while self.step < max_steps:
-                if time_budget is not None:
-                    elapsed = broadcast_object_list([time.monotonic() - started])[0]
-                    if elapsed > time_budget:
-                        break
-                    if replans and elapsed > replans[0] and self.step > first_step:
-                        replans = [t for t in replans if t > elapsed]
-                        rate = (self.step - first_step) / elapsed
-                        max_steps = max(min(cap, self.step + int(rate * (time_budget - elapsed))), self.step + 1)
-                        cfg.optim.max_steps = max_steps
-                        bar.total = max_steps
-                m = self.train_step()
-                window_examples += cfg.optim.batch_size
-                self.last_metrics.update(m)
-                bar.update(1)
-                if self.step % cfg.run.log_every == 0 or self.step == max_steps:
-                    elapsed = time.monotonic() - window_start
-                    m["examples_per_s"] = window_examples / max(elapsed, 1e-9)
-                    window_start, window_examples = time.monotonic(), 0
-                    bar.set_postfix(loss=f"{m['loss']:.3f}", exact=f"{self.last_metrics.get('exact_accuracy', 0):.3f}",
-                                    ex_s=f"{m['examples_per_s']:.0f}")
-                    self.log(metrics_path, m)
-                if cfg.run.eval_every and self.step % cfg.run.eval_every == 0 and self.step < max_steps:
-                    self.log(metrics_path, {"step": self.step, "eval_exact_accuracy": self.evaluate()})
-                if cfg.run.save_every and self.step % cfg.run.save_every == 0 and self.step < max_steps:
-                    self.save()
-        except KeyboardInterrupt:
-            bar.close()
-            self.save()
-            raise
-        bar.close()
-        final = {"step": self.step, "eval_exact_accuracy": self.evaluate()}
-        self.log(metrics_path, final)
-        self.save()
-        if cfg.run.log_with:
-            acc.end_training()
-        return {**self.last_metrics, **final}
-
-    def log(self, path: Path, metrics: dict) -> None:
-        if self.cfg.run.log_with:
-            self.accelerator.log({k: v for k, v in metrics.items() if k != "step"}, step=metrics["step"])
-        if self.accelerator.is_main_process:
-            with open(path, "a") as f:
-                f.write(json.dumps(metrics) + "\n")
+        for side, batch in self.batches.items():
+            batch.load_state(state["carries"][str(side)], tensors.get(str(side)) or None)
 
 
 def truncate_metrics(path: Path, step: int) -> None:
@@ -410,30 +339,3 @@ def flatten(d: dict, prefix: str = "") -> dict:
         else:
             out[f"{prefix}{k}"] = v if isinstance(v, (int, float, str, bool)) else str(v)
     return out
-
-
-def run_training(cfg: Config, out_dir: str | Path, quiet: bool = False, time_budget: float | None = None) -> dict:
-    """Train `cfg` in `out_dir`, resuming from its latest checkpoint if there is one."""
-    out_dir = Path(out_dir)
-    ckpt = checkpoint.latest_checkpoint(out_dir)
-    if ckpt is not None:
-        checkpoint.check_resumable(cfg, ckpt)
-    trainer = Trainer(cfg, out_dir, training_data(cfg), quiet=quiet)
-    if trainer.accelerator.is_main_process:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out_dir / "config.json", cfg.to_dict(), indent=2)
-    if ckpt is not None:
-        trainer.resume(ckpt)
-        if trainer.accelerator.is_main_process and not quiet:
-            print(f"resuming from {ckpt} at step {trainer.step}", file=sys.stderr)
-    return trainer.fit(time_budget=time_budget)
-
-
-def train_command(args) -> dict:
-    cfg = load_config(args.config, args.overrides)
-    out = args.out or f"runs/{cfg.name}"
-    result = run_training(cfg, out, time_budget=args.time_budget)
-    if result and os.environ.get("RANK", "0") == "0":
-        print(json.dumps({k: result[k] for k in ("step", "loss", "exact_accuracy", "eval_exact_accuracy")
-                          if k in result}))
-    return result

@@ -30,7 +30,8 @@ from arc_trm.config import load_config  # noqa: E402
 from arc_trm.data import estimate_output_side  # noqa: E402
 from arc_trm.encoding import PAD, canvas_side, encode  # noqa: E402
 from arc_trm.tasks import load_tasks  # noqa: E402
-from arc_trm.train import run_training  # noqa: E402
+from arc_trm.pipeline import train  # noqa: E402
+from arc_trm.train import make_accelerator  # noqa: E402
 
 
 @torch.no_grad()
@@ -71,7 +72,7 @@ def main() -> None:
                                                 f"data.buckets={json.dumps(buckets)}", f"max_steps={args.steps}",
                                                 f"seed={seed}", "eval_every=0", f"save_every={args.steps}"])
                 start = time.monotonic()
-                out = run_training(cfg, f"{tmp}/{name}-{seed}", quiet=True)
+                out = train(cfg, f"{tmp}/{name}-{seed}", make_accelerator(cfg.run.mixed_precision), quiet=True)
                 seconds = time.monotonic() - start
                 run = {"seed": seed, "eval_exact_accuracy": out["eval_exact_accuracy"],
                        "eval_cell_accuracy": cell_accuracy(f"{tmp}/{name}-{seed}", tasks), "seconds": seconds}

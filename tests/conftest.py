@@ -1,5 +1,7 @@
-"""Shared fixtures: running the real `arc-trm` command, and a few small tasks written as Kaggle files."""
+"""Shared fixtures: running the real `arc-trm` command, a few small tasks written as Kaggle files, tiny
+checkpoints trained on them or on others, and what `arc-trm submit` stages from."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +13,12 @@ from arc_trm.tasks import load_tasks, write_kaggle_files
 # the console script installed beside this interpreter (skips pyenv/venv shims); PATH otherwise
 _SCRIPT = Path(sys.executable).with_name("arc-trm")
 ARC_TRM = str(_SCRIPT) if _SCRIPT.exists() else "arc-trm"
+
+
+# tiny-cpu made tiny (hidden 32, 4 views, N_sup 2, 5 steps): training, adaptation and prediction of a
+# few small tasks take seconds on a CPU
+TINY = ["model.hidden=32", "model.heads=2", "model.puzzle_dim=32", "model.n_supervision=2", "views=4",
+        "batch_size=8", "max_steps=5", "data.train_tasks=", "eval_every=0"]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
@@ -41,6 +49,14 @@ def cli_error():
 
 
 @pytest.fixture(scope="session")
+def accelerator():
+    """The one Accelerator of the in-process tests (fp32 on the CPU), as a command makes one."""
+    from arc_trm.train import make_accelerator
+
+    return make_accelerator("no")
+
+
+@pytest.fixture(scope="session")
 def small_files(tmp_path_factory):
     """Three arc1-small tasks (the last with two test inputs) as challenges + solutions files beside
     each other: (tasks, challenges_path, solutions_path)."""
@@ -62,8 +78,52 @@ def tiny_checkpoint(tmp_path_factory, small_files):
     adapt and predict with on a CPU."""
     _, challenges, _ = small_files
     run = tmp_path_factory.mktemp("tiny") / "run"
-    result = _run("train", "--config", "tiny-cpu", "--out", run, "model.hidden=32", "model.heads=2",
-                  "model.puzzle_dim=32", "model.n_supervision=2", "views=4", "batch_size=8", "max_steps=5",
-                  f"data.eval_tasks={challenges}", "data.train_tasks=", "eval_every=0")
+    result = _run("train", "--config", "tiny-cpu", "--out", run, f"data.eval_tasks={challenges}", *TINY)
     assert result.returncode == 0, result.stderr
     return run
+
+
+@pytest.fixture(scope="session")
+def other_checkpoint(tmp_path_factory, small_files):
+    """The run directory of the TINY training on three arc1-small tasks that are NOT `small_files`' tasks:
+    every task of small_files is unseen, so a notebook or a rehearsal on them has something to adapt."""
+    chosen = {t.id for t in small_files[0]}
+    folder = tmp_path_factory.mktemp("other")
+    write_kaggle_files([t for t in load_tasks("arc1-small") if t.id not in chosen][:3], folder / "other.json")
+    result = _run("train", "--config", "tiny-cpu", "--out", folder / "run", f"data.eval_tasks={folder / 'other.json'}",
+                  *TINY)
+    assert result.returncode == 0, result.stderr
+    return folder / "run"
+
+
+@pytest.fixture
+def placeholder_run(tmp_path):
+    """A run directory laid out as `arc-trm train` writes it (two checkpoints, `latest` naming the second),
+    its files placeholders: staging copies them without reading them."""
+    from arc_trm.checkpoint import INFERENCE_FILES
+
+    run = tmp_path / "run"
+    for step in (100, 200):
+        folder = run / "checkpoints" / f"step-{step}"
+        folder.mkdir(parents=True)
+        for name in (*INFERENCE_FILES, "optimizer.pt", "carry-rank0.pt"):
+            (folder / name).write_text(f"{name} of step {step}")
+    (run / "checkpoints" / "step-200" / "model.safetensors").write_bytes(b"\0" * 1000)
+    (run / "latest").write_text("checkpoints/step-200")
+    return run
+
+
+@pytest.fixture(scope="session")
+def wheel_cache(tmp_path_factory):
+    """A folder with the dependency wheels `arc-trm submit` stages (for --wheels-from): $ARC_TRM_WHEEL_CACHE,
+    or downloaded once."""
+    if os.environ.get("ARC_TRM_WHEEL_CACHE"):
+        return os.environ["ARC_TRM_WHEEL_CACHE"]
+    from importlib.metadata import version
+
+    from arc_trm.kaggle_submit import DEPENDENCY_WHEELS
+
+    folder = tmp_path_factory.mktemp("wheels")
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(folder),
+                    *(f"{n}=={version(n)}" for n in DEPENDENCY_WHEELS)], check=True)
+    return str(folder)

@@ -13,6 +13,7 @@ from arc_trm.adapt import adapt
 from arc_trm.checkpoint import latest_checkpoint, load_for_inference
 from arc_trm.errors import UserError
 from arc_trm.tasks import load_tasks, write_kaggle_files
+from arc_trm.train import make_accelerator
 
 TABLE = "puzzles.weight"
 
@@ -31,7 +32,7 @@ def effective_weights(ckpt) -> dict[str, torch.Tensor]:
 
 
 def adapted(tiny_checkpoint, tasks, out, mode, steps=2):
-    run = adapt(tiny_checkpoint, tasks, out, mode=mode, steps=steps, quiet=True)
+    run = adapt(tiny_checkpoint, tasks, out, make_accelerator("no"), mode=mode, steps=steps, quiet=True)
     assert run == out
     return latest_checkpoint(tiny_checkpoint), latest_checkpoint(out)
 
@@ -86,10 +87,10 @@ def test_adaptation_resumes_and_knows_every_task(tiny_checkpoint, unseen, small_
 
 def test_known_tasks_need_no_adaptation_and_bad_modes_are_refused(tiny_checkpoint, small_files, tmp_path):
     out = tmp_path / "none"
-    assert adapt(tiny_checkpoint, small_files[0], out, steps=2, quiet=True) == tiny_checkpoint
+    assert adapt(tiny_checkpoint, small_files[0], out, make_accelerator("no"), steps=2, quiet=True) == tiny_checkpoint
     assert not out.exists()
     with pytest.raises(UserError, match="adapt mode must be one of rows, full"):
-        adapt(tiny_checkpoint, small_files[0], out, mode="weights")
+        adapt(tiny_checkpoint, small_files[0], out, make_accelerator("no"), mode="weights")
 
 
 @pytest.mark.slow

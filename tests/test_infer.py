@@ -29,6 +29,7 @@ from arc_trm.infer import Ballot, Predictor, submission_from_votes
 from arc_trm.pipeline import PASS_AT, results, solve
 from arc_trm.submission import FALLBACK_ATTEMPT_2, load_submission, make_submission, validate_submission
 from arc_trm.tasks import Task, load_tasks, write_kaggle_files
+from arc_trm.train import make_accelerator
 
 
 # ---- stand-ins and tasks ------------------------------------------------------------------------------
@@ -103,7 +104,7 @@ def cfg():
 
 
 def predictor(model: nn.Module, cfg, puzzles: PuzzleSet, batch_size: int = 4) -> Predictor:
-    return Predictor(model, cfg, puzzles, batch_size=batch_size)
+    return Predictor(model, cfg, puzzles, make_accelerator("no"), batch_size=batch_size)
 
 
 # ---- voting -------------------------------------------------------------------------------------------
@@ -396,7 +397,7 @@ FAULTS = ["missing", "corrupt-weights", "other-config", "canvas"]
 def test_bad_checkpoint_or_task_raises_one_line_naming_it(fault, tiny_checkpoint, small_files, tmp_path):
     ckpt, tasks, fragments = faulty_checkpoint(fault, tiny_checkpoint, small_files[0], tmp_path)
     with pytest.raises(UserError) as err:
-        solve(ckpt, tasks, tmp_path / "submission.json", adapt_steps=1)
+        solve([ckpt], tasks, tmp_path / "submission.json", make_accelerator("no"), adapt_steps=1)
     message = str(err.value)
     assert "\n" not in message and all(f in message for f in fragments), message
     assert not (tmp_path / "submission-adapted").exists()  # nothing was adapted
@@ -444,7 +445,7 @@ def test_evaluate_with_solutions_scores_and_writes_results(tiny_checkpoint, tmp_
     assert set(printed) == {"scores", "out"}
     scores = printed["scores"]
     assert set(scores) == {*(f"pass@{k}" for k in PASS_AT), "oracle", "score", "task_score", "outputs",
-                           "correct_outputs"}
+                           "correct_outputs", "interval"}
     assert scores["outputs"] == 4
     passes = [scores[f"pass@{k}"] for k in PASS_AT]
     assert passes == sorted(passes) and passes[-1] <= scores["oracle"]
@@ -513,7 +514,7 @@ def test_demo_trains_for_its_budget_then_writes_and_scores_a_submission(small_fi
     saved = json.loads((out / "results.json").read_text())
     assert all(sum(c["votes"] for c in e["candidates"]) == 4 for t in tasks for e in saved["tasks"][t.id])
     trained = json.loads((out / "run" / "config.json").read_text())
-    assert trained["data"]["eval_tasks"] == str(challenges) and trained["model"]["hidden"] == 32
+    assert trained["data"]["eval_tasks"] == [str(challenges)] and trained["model"]["hidden"] == 32
     steps = [json.loads(ln)["step"] for ln in (out / "run" / "metrics.jsonl").read_text().splitlines()]
     assert 1 < max(steps) < 1000000  # the budget, not max_steps, ended training
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from arc_trm.config import ModelConfig
+from arc_trm.config import ModelConfig, load_config
 from arc_trm.encoding import PAD, VOCAB_SIZE
 from arc_trm.loss import log_stablemax, step_loss, token_losses
-from arc_trm.model import TRM, PuzzleEmbedding, rope_2d, sparse_sign_sgd
+from arc_trm.model import TRM, PuzzleEmbedding, rope_angles, sparse_sign_sgd
 
 
 def small_model(mixer: str = "attention", **overrides) -> TRM:
@@ -54,16 +54,41 @@ def test_carry_must_fit_the_canvas():
         model(tokens, ids, y, z)
 
 
-def test_rope_gives_a_cell_the_same_rotation_on_any_canvas():
+@pytest.mark.parametrize("positions", ["2d", "1d"])
+def test_rope_gives_a_cell_the_same_rotation_on_any_canvas(positions):
     head_dim, P = 16, 3
-    small, large = rope_2d(head_dim, 5, P, 10000.0, "cpu"), rope_2d(head_dim, 17, P, 10000.0, "cpu")
+    small, large = (rope_angles(head_dim, side, P, 10000.0, positions, "cpu") for side in (5, 17))
     for r in range(5):
         for c in range(5):
-            for a, b in zip(small, large):  # cos, then sin
-                torch.testing.assert_close(a[P + r * 5 + c], b[P + r * 17 + c])
-    torch.testing.assert_close(small[0][:P], large[0][:P])  # prefix tokens too
+            torch.testing.assert_close(small[P + r * 5 + c], large[P + r * 17 + c])
+    torch.testing.assert_close(small[:P], large[:P])  # prefix tokens too
     # rows and columns are distinguished: the transposed cell gets a different rotation
-    assert not torch.allclose(small[1][P + 1 * 5 + 2], small[1][P + 2 * 5 + 1])
+    assert not torch.allclose(small[P + 1 * 5 + 2], small[P + 2 * 5 + 1])
+
+
+def test_1d_positions_are_the_reference_token_index():
+    """The reference numbers the 16 prefix tokens 0-15 and the 30x30 cells 16-915 row by row, and turns
+    pair i of a head's dims by index * 10000^(-2i / head_dim)."""
+    head_dim, P = 64, 16
+    angles = rope_angles(head_dim, 30, P, 10000.0, "1d", "cpu")  # the reference layout
+    inv_freq = 10000.0 ** (-torch.arange(0, head_dim, 2).float() / head_dim)
+    torch.testing.assert_close(angles, torch.arange(P + 900).float()[:, None] * inv_freq)
+    on_10 = rope_angles(head_dim, 10, P, 10000.0, "1d", "cpu")  # a cell keeps its index on a smaller canvas
+    torch.testing.assert_close(on_10[P + 3 * 10 + 7], angles[P + 3 * 30 + 7])
+
+
+def test_the_reference_layout_has_the_reference_parameter_count_and_init():
+    """arc1-reference: SwiGLU 1536 wide at hidden 512 and the reference's 6,829,058 dense parameters less
+    its unused q_continue output (513); its truncated normals have the asked standard deviation."""
+    cfg = load_config("arc1-reference")
+    model = TRM(cfg.model, num_puzzles=3)
+    assert model.net.blocks[0].mlp.down.in_features == 1536
+    dense = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("puzzles."))
+    assert dense == 6_828_545
+    qkv = model.net.blocks[0].mixer.qkv.weight
+    assert qkv.std().item() == pytest.approx(1 / 512 ** 0.5, rel=0.02)
+    torch_init = TRM(load_config("arc1-paper").model, num_puzzles=3).net.blocks[0].mixer.qkv.weight
+    assert torch_init.std().item() == pytest.approx(0.88 / 512 ** 0.5, rel=0.02)
 
 
 def test_mlp_mixer_positions_are_absolute_canvas_positions():

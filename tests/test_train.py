@@ -18,10 +18,11 @@ from safetensors.torch import load_file
 
 from arc_trm.checkpoint import latest_checkpoint
 from arc_trm.config import load_config
+from arc_trm.data import training_data
 from arc_trm.encoding import canvas_side, decode, encode
 from arc_trm.errors import UserError
 from arc_trm.tasks import load_tasks, write_kaggle_files
-from arc_trm.train import EMA, Trainer, training_data
+from arc_trm.train import EMA, Schedule, Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 _TORCHRUN = Path(sys.executable).with_name("torchrun")
@@ -82,18 +83,18 @@ def test_ema_update_and_warm_up():
     torch.testing.assert_close(model.weight.data, torch.full((1, 2), 3.0))  # restored afterwards
 
 
-def test_a_single_supervision_step_with_exploration_trains(small_files, tmp_path):
+def test_a_single_supervision_step_with_exploration_trains(small_files, tmp_path, accelerator):
     """N_sup = 1 leaves exploration nothing to stretch (its random minimum used to start at 2 and crash)."""
     cfg = load_config("tiny-cpu", [*tiny_overrides(small_files[1]), "model.n_supervision=1", "halt_exploration=1.0"])
-    trainer = Trainer(cfg, tmp_path, training_data(cfg), quiet=True)
-    metrics = [trainer.train_step() for _ in range(2)]
+    trainer = Trainer(cfg, tmp_path, training_data(cfg), accelerator, quiet=True)
+    metrics = [trainer.train_step(with_metrics=True) for _ in range(2)]
     assert [m["mean_steps"] for m in metrics] == [1.0, 1.0]  # every example leaves after its one step
 
 
 # ---- memorisation ----------------------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_tiny_model_memorises_a_few_tasks(tmp_path):
+def test_tiny_model_memorises_a_few_tasks(tmp_path, accelerator):
     chosen = [t for t in load_tasks("arc1-small") if t.id in ("0d3d703e", "25ff71a9", "6150a2bd", "3c9b0459")]
     write_kaggle_files(chosen, tmp_path / "mem_challenges.json")
     cfg = load_config("tiny-cpu", [
@@ -102,12 +103,11 @@ def test_tiny_model_memorises_a_few_tasks(tmp_path):
         "model.n_latent=1", "model.n_recursion=1", "model.n_supervision=2", "batch_size=16", "max_steps=300",
         "warmup_steps=10", "lr=3e-3", "lr_min_ratio=0.0", "ema_decay=0", "halt_exploration=0.5"])
     data = training_data(cfg)
-    trainer = Trainer(cfg, tmp_path / "run", data, quiet=True)
+    trainer = Trainer(cfg, tmp_path / "run", data, accelerator, quiet=True)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # see ONE_THREAD
     try:
-        for _ in range(cfg.optim.max_steps):
-            trainer.train_step()
+        trainer.fit(Schedule(cfg.optim, cfg.optim.max_steps))
     finally:
         torch.set_num_threads(threads)
     model = trainer.unwrapped.eval()
@@ -200,9 +200,10 @@ SAVER = """
 import sys
 from arc_trm.config import load_config
 from arc_trm.checkpoint import latest_checkpoint
-from arc_trm.train import Trainer, training_data
+from arc_trm.data import training_data
+from arc_trm.train import Trainer, make_accelerator
 cfg = load_config("tiny-cpu", sys.argv[2:])
-trainer = Trainer(cfg, sys.argv[1], training_data(cfg), quiet=True)
+trainer = Trainer(cfg, sys.argv[1], training_data(cfg), make_accelerator("no"), quiet=True)
 ckpt = latest_checkpoint(sys.argv[1])
 if ckpt is not None:
     trainer.resume(ckpt)
@@ -214,12 +215,12 @@ while True:  # checkpoints of a few tens of MB, back to back
 
 
 @pytest.mark.slow
-def test_kill_9_during_saves_leaves_a_loadable_checkpoint(small_files, tmp_path):
+def test_kill_9_during_saves_leaves_a_loadable_checkpoint(small_files, tmp_path, accelerator):
     run = tmp_path / "run"
     # the MLP token mixer makes the weights (and EMA and AdamW state) big enough that saves take a while
     overrides = [*tiny_overrides(small_files[1]), "model.mixer=mlp", "keep_checkpoints=2"]
     cfg = load_config("tiny-cpu", overrides)
-    probe = Trainer(cfg, tmp_path / "probe", training_data(cfg), quiet=True)
+    probe = Trainer(cfg, tmp_path / "probe", training_data(cfg), accelerator, quiet=True)
     rng = np.random.default_rng(0)
     steps_seen, mid_save = [], 0
     for _ in range(3):
