@@ -29,8 +29,8 @@ from arc_trm.checkpoint import load_for_inference  # noqa: E402
 from arc_trm.config import load_config  # noqa: E402
 from arc_trm.data import estimate_output_side  # noqa: E402
 from arc_trm.encoding import PAD, canvas_side, encode  # noqa: E402
-from arc_trm.tasks import load_tasks  # noqa: E402
 from arc_trm.pipeline import train  # noqa: E402
+from arc_trm.tasks import load_tasks  # noqa: E402
 from arc_trm.train import make_accelerator  # noqa: E402
 
 
