@@ -62,7 +62,7 @@ def adapt(checkpoint: str | Path, tasks: list[Task], out_dir: str | Path, accele
 
     known = len(puzzles.task_ids)
     data = TrainingData(tasks=[None] * known + new, pairs=[[]] * known + [t.train for t in new],
-                        puzzles=combined, held_out=[], sources={})
+                        puzzles=combined, held_out=[], sources=[])
     out_dir = Path(out_dir)
     trainer = Trainer(cfg, out_dir, data, accelerator, model=model, train_weights=(mode == "full"), quiet=quiet)
     ckpt = latest_checkpoint(out_dir)

@@ -41,7 +41,7 @@ def format_plan(s: dict) -> str:
     """`train --dry-run` as text."""
     lines = [f"config {s['config']}: {s['tasks']} tasks, {s['examples']} training examples (pairs x views), "
              f"{s['puzzle_rows']} puzzle rows, {s['params']:,} dense parameters"]
-    lines += [f"  {src}: {n['tasks']} tasks, {n['pairs']} trainable pairs" for src, n in s["sources"].items()]
+    lines += [f"  {n['source']} ({n['role']}): {n['tasks']} tasks, {n['pairs']} trainable pairs" for n in s["sources"]]
     lines.append(f"steps: {s['max_steps']:,} of batch {s['batch_size']}"
                  + (f" ({s['epochs']:g} epochs of {s['examples_per_view']:.2f} examples per view)" if s["epochs"]
                     else ""))

@@ -121,7 +121,7 @@ class TrainingData:
     pairs: list[list[tuple[np.ndarray, np.ndarray]]]  # trainable pairs per task (may be empty)
     puzzles: PuzzleSet  # every puzzle of the model's table, saved with each checkpoint
     held_out: list[tuple[int, int]]  # (task index, test index): test inputs scored at evaluation
-    sources: dict[str, tuple[int, int]]  # source -> (tasks, trainable pairs) it contributed
+    sources: list[tuple[str, str, int, int]]  # (role "train" or "eval", source, tasks, trainable pairs) added
 
     def examples_per_view(self) -> float:
         """Mean trainable pairs per puzzle (task x view): the reference's `mean_puzzle_examples`."""
@@ -138,16 +138,16 @@ def training_data(cfg: Config) -> TrainingData:
     """The reference's recipe: all pairs of the training tasks, plus the demonstrations (never the test
     outputs) of the evaluation tasks, whose test inputs are held out. A task in both counts as an
     evaluation task; a task named by two sources is loaded once."""
-    evals, sources = {}, {}
+    evals, sources = {}, []
     for source in cfg.data.eval_tasks:
         tasks = [t for t in load_tasks(source) if t.id not in evals]
         evals.update((t.id, t) for t in tasks)
-        sources[source] = (len(tasks), sum(len(t.train) for t in tasks))
+        sources.append(("eval", source, len(tasks), sum(len(t.train) for t in tasks)))
     trains: dict[str, Task] = {}
     for source in cfg.data.train_tasks:
         tasks = [t for t in load_tasks(source) if t.id not in evals and t.id not in trains]
         trains.update((t.id, t) for t in tasks)
-        sources[source] = (len(tasks), sum(len(t.train) + len(t.test_outputs or []) for t in tasks))
+        sources.append(("train", source, len(tasks), sum(len(t.train) + len(t.test_outputs or []) for t in tasks)))
     if not trains and not evals:
         raise UserError("config: data.train_tasks and data.eval_tasks are both empty")
     tasks = [*trains.values(), *evals.values()]

@@ -78,7 +78,7 @@ def plan(cfg: Config) -> dict:
     model = TRM(cfg.model, data.puzzles.num_rows)
     table = ExampleTable(data.puzzles, data.pairs, cfg.data.buckets)
     return {"config": cfg.name, "tasks": len(data.tasks), "examples": len(table),
-            "sources": {src: {"tasks": n, "pairs": pairs} for src, (n, pairs) in data.sources.items()},
+            "sources": [dict(zip(("role", "source", "tasks", "pairs"), row)) for row in data.sources],
             "puzzle_rows": data.puzzles.num_rows,
             "params": sum(p.numel() for name, p in model.named_parameters() if not name.startswith("puzzles.")),
             "max_steps": steps, "epochs": cfg.optim.epochs, "batch_size": cfg.optim.batch_size,
@@ -168,7 +168,7 @@ def evaluate(checkpoints: list[str | Path], tasks: list[Task], source: str, out_
     submission = load_submission(sub_path)
     validate_submission(submission, tasks, str(sub_path))
     res = results(tasks, pool(per_checkpoint), submission, source)
-    res["checkpoints"] = [str(c) for c in checkpoints]
+    res["checkpoints"], res["precision"] = [str(c) for c in checkpoints], accelerator.mixed_precision
     for task in tasks:
         for j, entry in enumerate(res["tasks"][task.id]):
             for cand in entry["candidates"]:
