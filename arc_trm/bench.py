@@ -8,7 +8,7 @@ every bucket in turn (at least one each per window) and weighs each bucket's tim
 share of the examples, so a window measures the whole mix without the noise of a random draw of a few
 large-canvas steps; figures are examples/s per window, median over windows.
 
-Inference: `Predictor.solve_items` (encode, `TRM.solve`, decode, vote) on the test inputs of the
+Inference: `Predictor.vote_items` (encode, `TRM.predict`, decode, vote) on the test inputs of the
 arc2-eval mix under a few views, with a freshly built model whose puzzle rows cover them. A window
 runs one full batch of every canvas bucket; its views/s weighs each bucket's time per view by that
 bucket's share of all (test input, view) items, so it is the throughput over the whole mix. `solve`
@@ -88,7 +88,7 @@ def train_window(trainer: Trainer, share: dict[int, float], device, seconds: flo
 
 def _train_setup(cfg, buckets: list[int], views: int, accelerator, out_dir: str) -> Trainer:
     cfg = copy.deepcopy(cfg)
-    cfg.data.train_tasks, cfg.data.eval_tasks, cfg.data.views, cfg.data.buckets = ["arc1-train"], [], views, buckets
+    cfg.data.train_tasks, cfg.data.held_out_tasks, cfg.data.views, cfg.data.buckets = ["arc1-train"], [], views, buckets
     return Trainer(cfg, out_dir, training_data(cfg), accelerator, quiet=True)
 
 
@@ -104,7 +104,7 @@ class InferMix:
 
     def run_batch(self, side: int) -> None:
         votes = {t.id: [Ballot() for _ in t.test_inputs] for t in self.tasks}
-        self.predictor.solve_items(self.tasks, self.batches[side], self.views_of, votes, None)
+        self.predictor.vote_items(self.tasks, self.batches[side], self.views_of, votes, None)
 
     def window(self, device, scale: float) -> float:
         """views/s over the mix: one batch per bucket, time per view weighted by the bucket's share."""

@@ -40,8 +40,8 @@ class ModelConfig:
 class DataConfig:
     # task sources: dataset names (`arc-trm datasets`) or Kaggle challenges JSON paths, with optional filters
     train_tasks: list[str] = field(default_factory=lambda: ["arc1-train"])  # every pair of these is trained on
-    eval_tasks: list[str] = field(default_factory=lambda: ["arc1-eval"])  # demonstrations trained on; test
-    # inputs held out (scored at evaluation)
+    held_out_tasks: list[str] = field(default_factory=lambda: ["arc1-eval"])  # their demonstrations are
+    # trained on, their test inputs held out (scored at evaluation), as the reference does with its eval set
     views: int = 1000  # distinct augmented views (puzzles) per task, identity first
     permute_background: bool = False  # let colour 0 move too in colour permutations
     translate: bool = True  # place training examples at random offsets on their canvas (see placement)
@@ -140,6 +140,9 @@ def _coerce(value, current, key: str, where: str):
     return value
 
 
+RENAMED = {("data", "eval_tasks"): "held_out_tasks"}  # (section, old name) -> name; config files of earlier versions
+
+
 def _update(cfg: Config, d: dict, where: str) -> None:
     if not isinstance(d, dict):
         raise UserError(f"{where}: expected an object of sections")
@@ -153,6 +156,7 @@ def _update(cfg: Config, d: dict, where: str) -> None:
         if not isinstance(values, dict):
             raise UserError(f"{where}: section {section!r} must be an object")
         for key, value in values.items():
+            key = RENAMED.get((section, key), key)
             if not hasattr(sub, key):
                 raise UserError(f"{where}: unknown config key {section}.{key}")
             setattr(sub, key, _coerce(value, getattr(sub, key), f"{section}.{key}", where))

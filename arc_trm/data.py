@@ -139,7 +139,7 @@ def training_data(cfg: Config) -> TrainingData:
     outputs) of the evaluation tasks, whose test inputs are held out. A task in both counts as an
     evaluation task; a task named by two sources is loaded once."""
     evals, sources = {}, []
-    for source in cfg.data.eval_tasks:
+    for source in cfg.data.held_out_tasks:
         tasks = [t for t in load_tasks(source) if t.id not in evals]
         evals.update((t.id, t) for t in tasks)
         sources.append(("eval", source, len(tasks), sum(len(t.train) for t in tasks)))
@@ -149,7 +149,7 @@ def training_data(cfg: Config) -> TrainingData:
         trains.update((t.id, t) for t in tasks)
         sources.append(("train", source, len(tasks), sum(len(t.train) + len(t.test_outputs or []) for t in tasks)))
     if not trains and not evals:
-        raise UserError("config: data.train_tasks and data.eval_tasks are both empty")
+        raise UserError("config: data.train_tasks and data.held_out_tasks are both empty")
     tasks = [*trains.values(), *evals.values()]
     pairs = [t.train + list(zip(t.test_inputs, t.test_outputs or [])) for t in trains.values()]
     pairs += [t.train for t in evals.values()]
@@ -193,7 +193,7 @@ class ExampleTable:
     def __len__(self) -> int:
         return len(self.task)
 
-    def encode(self, indices: np.ndarray, side: int, placement: np.ndarray | None = None):
+    def canvases(self, indices: np.ndarray, side: int, placement: np.ndarray | None = None):
         """Canvases for examples: inputs and labels (B, side, side) uint8, puzzle rows (B,) int64.
 
         `placement` (B, 2) in [0, 1) picks each example's offset within the room its canvas leaves
@@ -281,7 +281,7 @@ class RollingBatch:
         mine = new[(new >= lo) & (new < hi)]
         if len(mine) == 0:
             return
-        inputs, labels, rows = table.encode(self.example[mine], self.side, self.placement[mine])
+        inputs, labels, rows = table.canvases(self.example[mine], self.side, self.placement[mine])
         fresh = {"inputs": torch.from_numpy(inputs).long(), "labels": torch.from_numpy(labels).long().flatten(1),
                  "rows": torch.from_numpy(rows)}
         y, z = initial_carry(len(mine), self.side)

@@ -136,9 +136,11 @@ def submission_from_votes(tasks: list[Task], votes: Votes, base: dict | None = N
 # ---- prediction ---------------------------------------------------------------------------------------
 @dataclass
 class Item:
-    task: int  # index into the task list
-    test: int  # test input index
-    view: int  # view index within the task's puzzle views
+    """One (test input, view) to run: indices into the task list, the task's test inputs and its views."""
+
+    task_index: int
+    test_index: int
+    view_index: int
     row: int  # puzzle-embedding row
 
 
@@ -209,13 +211,13 @@ class Predictor:
         """`items` grouped by canvas bucket: side -> [(item, its test input encoded under its view)]."""
         groups: dict[int, list[tuple[Item, np.ndarray]]] = {}
         for it in items:
-            task = tasks[it.task]
-            grid = views_of[task.id][it.view].apply(task.test_inputs[it.test])
+            task = tasks[it.task_index]
+            grid = views_of[task.id][it.view_index].apply(task.test_inputs[it.test_index])
             side = canvas_side(estimate_output_side(task, grid), self.buckets)
             groups.setdefault(side, []).append((it, encode(grid, side)))
         return groups
 
-    def solve_items(self, tasks: list[Task], items: list[Item], views_of: dict, votes: Votes,
+    def vote_items(self, tasks: list[Task], items: list[Item], views_of: dict, votes: Votes,
                     deadline: float | None, on_batch: Callable[[int], None] = lambda n: None) -> bool:
         """Vote on `items`, batched per canvas bucket. Returns False if the deadline stopped it."""
         device = self.accelerator.device
@@ -227,14 +229,14 @@ class Predictor:
                 tokens = torch.from_numpy(np.stack([c for _, c in chunk])).long().to(device)
                 rows = torch.tensor([it.row for it, _ in chunk], device=device)
                 with self.accelerator.autocast():
-                    pred, halt, log_probs = self.model.solve(tokens, rows, stop_on_halt=self.stop_on_halt)
+                    pred, halt, log_probs = self.model.predict(tokens, rows, stop_on_halt=self.stop_on_halt)
                 pred, halt = pred.cpu().numpy(), halt.float().cpu().numpy()
                 scoring = self.cfg.infer.rank == "probability"
                 log_probs = log_probs.half().cpu().numpy() if scoring else [None] * len(chunk)
                 for (it, _), canvas, h, lp in zip(chunk, pred, halt, log_probs):
-                    task = tasks[it.task]
-                    view = views_of[task.id][it.view]
-                    votes[task.id][it.test].add(view.invert(decode(canvas)), float(h), view=view, log_probs=lp)
+                    task = tasks[it.task_index]
+                    view = views_of[task.id][it.view_index]
+                    votes[task.id][it.test_index].add(view.invert(decode(canvas)), float(h), view=view, log_probs=lp)
                 on_batch(len(chunk) * self.accelerator.num_processes)
         return True
 
@@ -260,7 +262,7 @@ class Predictor:
         try:
             for r, items in enumerate(rounds):
                 local = self.empty_votes(tasks)
-                finished = self.solve_items(tasks, items[acc.process_index::acc.num_processes], views_of, local,
+                finished = self.vote_items(tasks, items[acc.process_index::acc.num_processes], views_of, local,
                                             deadline, on_batch=bar.update)
                 finished = all(gather_object([finished]))
                 for part in gather_object([local]):
@@ -294,7 +296,7 @@ def held_out_accuracy(model: TRM, cfg: Config, puzzles: PuzzleSet, tasks: list[T
         return float("nan")
     predictor = Predictor(model, cfg, puzzles, accelerator, batch_size=cfg.optim.batch_size)
     votes = {tasks[t].id: [Ballot() for _ in tasks[t].test_inputs] for t, _ in items}
-    predictor.solve_items(tasks, [Item(t, j, 0, puzzles.row(t, 0)) for t, j in items],
+    predictor.vote_items(tasks, [Item(t, j, 0, puzzles.row(t, 0)) for t, j in items],
                           {tasks[t].id: [View()] for t, _ in items}, votes, deadline=None)
     return sum(np.array_equal(votes[tasks[t].id][j].ranked()[0].grid, tasks[t].test_outputs[j])
                for t, j in items) / len(items)

@@ -144,9 +144,9 @@ def probe(checkpoint: str, tasks_source: str, out: str, views: int | None = None
     votes = predictor.empty_votes(tasks)
     started, seconds = time.monotonic(), 0.0
     for side, items in sample.items():
-        predictor.solve_items(tasks, items, views_of, votes, deadline=None)  # warm-up: kernels, allocator
+        predictor.vote_items(tasks, items, views_of, votes, deadline=None)  # warm-up: kernels, allocator
         t = time.monotonic()
-        predictor.solve_items(tasks, items, views_of, votes, deadline=None)  # ends copying to the CPU: synced
+        predictor.vote_items(tasks, items, views_of, votes, deadline=None)  # ends copying to the CPU: synced
         seconds += batches[side] * (time.monotonic() - t)
     acc.wait_for_everyone()
     if acc.is_main_process:

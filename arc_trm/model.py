@@ -283,7 +283,7 @@ class TRM(nn.Module):
         return y.detach(), z.detach(), logits, halt_logits
 
     @torch.no_grad()
-    def solve(self, tokens: torch.Tensor, puzzle_ids: torch.Tensor, stop_on_halt: bool = False):
+    def predict(self, tokens: torch.Tensor, puzzle_ids: torch.Tensor, stop_on_halt: bool = False):
         """Run all N_sup supervision steps (evaluation keeps batches uniform) from a fresh carry.
 
         Returns the predicted canvas (B, S, S), the halt probability (B,) and the output log-probabilities

@@ -207,7 +207,7 @@ def demo(accelerator: Accelerator, source: str = "arc1-small", out_dir: str | Pa
     tasks = load_tasks(source)
     if any(t.test_outputs is None for t in tasks):
         raise UserError(f"demo: {source} has no solutions to score against")
-    cfg = load_config("tiny-cpu", [f"data.eval_tasks={source}", "data.train_tasks=", "eval_every=0", *overrides])
+    cfg = load_config("tiny-cpu", [f"data.held_out_tasks={source}", "data.train_tasks=", "eval_every=0", *overrides])
     out_dir = Path(out_dir)
     run_dir = out_dir / "run"
     shutil.rmtree(run_dir, ignore_errors=True)  # the demo always trains afresh

@@ -78,7 +78,7 @@ def tiny_checkpoint(tmp_path_factory, small_files):
     adapt and predict with on a CPU."""
     _, challenges, _ = small_files
     run = tmp_path_factory.mktemp("tiny") / "run"
-    result = _run("train", "--config", "tiny-cpu", "--out", run, f"data.eval_tasks={challenges}", *TINY)
+    result = _run("train", "--config", "tiny-cpu", "--out", run, f"data.held_out_tasks={challenges}", *TINY)
     assert result.returncode == 0, result.stderr
     return run
 
@@ -90,8 +90,8 @@ def other_checkpoint(tmp_path_factory, small_files):
     chosen = {t.id for t in small_files[0]}
     folder = tmp_path_factory.mktemp("other")
     write_kaggle_files([t for t in load_tasks("arc1-small") if t.id not in chosen][:3], folder / "other.json")
-    result = _run("train", "--config", "tiny-cpu", "--out", folder / "run", f"data.eval_tasks={folder / 'other.json'}",
-                  *TINY)
+    result = _run("train", "--config", "tiny-cpu", "--out", folder / "run",
+                  f"data.held_out_tasks={folder / 'other.json'}", *TINY)
     assert result.returncode == 0, result.stderr
     return folder / "run"
 

@@ -3,7 +3,7 @@ moment (after prediction, under a time budget, after Ctrl-C), pass@k results, ba
 tasks, and `arc-trm predict` / `arc-trm evaluate` run end to end on a tiny CPU checkpoint.
 
 The in-process tests drive Predictor with small stand-ins for TRM (anything with a
-`solve(tokens, puzzle_ids, stop_on_halt)` method), so they check the voting pipeline exactly, with
+`predict(tokens, puzzle_ids, stop_on_halt)` method), so they check the voting pipeline exactly, with
 answers that are known in advance; the subprocess tests use a real checkpoint.
 """
 
@@ -46,7 +46,7 @@ class StubModel(nn.Module):
         self.seen: list[tuple[int, np.ndarray]] = []
         self.batches = 0
 
-    def solve(self, tokens: torch.Tensor, puzzle_ids: torch.Tensor, stop_on_halt: bool = False):
+    def predict(self, tokens: torch.Tensor, puzzle_ids: torch.Tensor, stop_on_halt: bool = False):
         rows = [int(r) for r in puzzle_ids]
         if self.interrupt_rows & set(rows):
             raise KeyboardInterrupt
@@ -188,7 +188,7 @@ class MixtureStub(nn.Module):
         super().__init__()
         self.answer = answer
 
-    def solve(self, tokens: torch.Tensor, puzzle_ids: torch.Tensor, stop_on_halt: bool = False):
+    def predict(self, tokens: torch.Tensor, puzzle_ids: torch.Tensor, stop_on_halt: bool = False):
         outs = [self.answer(int(r), c) for r, c in zip(puzzle_ids, tokens.cpu().numpy())]
         first = torch.from_numpy(np.stack([o[0] for o in outs])).long()
         second = torch.from_numpy(np.stack([o[2] for o in outs])).long()
@@ -433,8 +433,8 @@ def test_predict_with_a_time_budget_finishes_quickly_with_a_valid_file(tiny_chec
 @pytest.mark.slow
 def test_evaluate_with_solutions_scores_and_writes_results(tiny_checkpoint, tmp_path, cli):
     """Three small ARC-AGI-1 evaluation tasks, unseen by the checkpoint: adapt, predict, score."""
-    eval_tasks = {t.id: t for t in load_tasks("arc1-eval")}
-    chosen = [eval_tasks[i] for i in ("6ea4a07e", "4cd1b7b2", "66e6c45b")]  # grids up to 4x4
+    held_out_tasks = {t.id: t for t in load_tasks("arc1-eval")}
+    chosen = [held_out_tasks[i] for i in ("6ea4a07e", "4cd1b7b2", "66e6c45b")]  # grids up to 4x4
     challenges, solutions = tmp_path / "eval_challenges.json", tmp_path / "eval_solutions.json"
     write_kaggle_files(chosen, challenges, solutions)
     out = tmp_path / "eval"
@@ -514,7 +514,7 @@ def test_demo_trains_for_its_budget_then_writes_and_scores_a_submission(small_fi
     saved = json.loads((out / "results.json").read_text())
     assert all(sum(c["votes"] for c in e["candidates"]) == 4 for t in tasks for e in saved["tasks"][t.id])
     trained = json.loads((out / "run" / "config.json").read_text())
-    assert trained["data"]["eval_tasks"] == [str(challenges)] and trained["model"]["hidden"] == 32
+    assert trained["data"]["held_out_tasks"] == [str(challenges)] and trained["model"]["hidden"] == 32
     steps = [json.loads(ln)["step"] for ln in (out / "run" / "metrics.jsonl").read_text().splitlines()]
     assert 1 < max(steps) < 1000000  # the budget, not max_steps, ended training
 

@@ -39,7 +39,7 @@ def test_forward_shapes(mixer, side):
     assert y2.shape == z2.shape == (B, P + side * side, D)
     assert logits.shape == (B, side * side, VOCAB_SIZE)
     assert halt.shape == (B,)
-    prediction, halt_prob, log_probs = model.solve(tokens, ids)
+    prediction, halt_prob, log_probs = model.predict(tokens, ids)
     assert prediction.shape == (B, side, side) and halt_prob.shape == (B,)
     assert log_probs.shape == (B, side, side, VOCAB_SIZE)
     assert torch.equal(log_probs.argmax(-1), prediction)

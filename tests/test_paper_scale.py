@@ -28,9 +28,9 @@ def two_files(tmp_path_factory):
     return tasks[:5], paths
 
 
-def test_several_sources_load_each_task_once_and_eval_tasks_win(two_files):
+def test_several_sources_load_each_task_once_and_held_out_tasks_win(two_files):
     tasks, (a, b) = two_files
-    cfg = load_config("tiny-cpu", [f'data.train_tasks=["{a}", "{b}"]', f"data.eval_tasks={b}", "views=2"])
+    cfg = load_config("tiny-cpu", [f'data.train_tasks=["{a}", "{b}"]', f"data.held_out_tasks={b}", "views=2"])
     data = training_data(cfg)
     assert [t.id for t in data.tasks] == [t.id for t in tasks[0:2]] + [t.id for t in tasks[2:5]]
     # train tasks give every pair (test outputs included); eval tasks their demonstrations only
@@ -46,7 +46,7 @@ def test_epochs_resolve_to_the_reference_step_count(two_files):
     """pretrain.py: total_steps = int(epochs x total_groups x mean_puzzle_examples / global_batch_size),
     a group being a task and its puzzles its views, each holding all of the task's trainable pairs."""
     tasks, (a, _) = two_files
-    cfg = load_config("tiny-cpu", [f"data.eval_tasks={a}", "data.train_tasks=", "views=5", "epochs=1000",
+    cfg = load_config("tiny-cpu", [f"data.held_out_tasks={a}", "data.train_tasks=", "views=5", "epochs=1000",
                                    "batch_size=16"])
     data = training_data(cfg)
     views = [len(v) for v in data.puzzles.views]
@@ -59,7 +59,7 @@ def test_dry_run_prints_the_plan_without_training(two_files, tmp_path, capsys):
     _, (a, b) = two_files
     out = tmp_path / "never"
     assert main(["train", "--config", "arc1-reference", "--out", str(out), "--dry-run", "--json",
-                 f'data.train_tasks=["{a}"]', f"data.eval_tasks={b}", "views=3"]) == 0
+                 f'data.train_tasks=["{a}"]', f"data.held_out_tasks={b}", "views=3"]) == 0
     plan = json.loads(capsys.readouterr().out)
     assert plan["params"] == 6_828_545 and plan["tasks"] == 5 and plan["buckets"] == {"30": 1.0}
     assert plan["max_steps"] == plan["epochs"] * 5 * plan["examples_per_view"] // 768 > 0
@@ -80,8 +80,8 @@ def test_the_reference_placement_is_fixed_reaches_the_edge_and_keeps_one_example
     table = ExampleTable(puzzles, [t.train for t in tasks], [30], placement="reference", seed=0)
     every = np.arange(len(table))
     rng = np.random.default_rng(1)
-    inputs, labels, _ = table.encode(every, 30, rng.random((len(table), 2)))
-    again, _, _ = table.encode(every, 30, rng.random((len(table), 2)))  # other draws, the same placement
+    inputs, labels, _ = table.canvases(every, 30, rng.random((len(table), 2)))
+    again, _, _ = table.canvases(every, 30, rng.random((len(table), 2)))  # other draws, the same placement
     assert np.array_equal(inputs, again)
     boxes = [grid_box(x) for x in inputs]
     assert all(b[:2] == grid_box(y)[:2] for b, y in zip(boxes, labels))  # input and label share the offset
@@ -98,7 +98,7 @@ def test_random_placement_keeps_the_eos_edge_inside_and_inputs_aligned_with_labe
     puzzles = PuzzleSet.build(tasks, 3, seed=0)
     table = ExampleTable(puzzles, [t.train for t in tasks], [10])
     every = np.arange(len(table))
-    inputs, labels, _ = table.encode(every, 10, np.random.default_rng(2).random((len(table), 2)))
+    inputs, labels, _ = table.canvases(every, 10, np.random.default_rng(2).random((len(table), 2)))
     for x, y in zip(inputs, labels):
         rx, cx = np.nonzero(x >= 2)
         ry, cy = np.nonzero(y >= 2)
@@ -108,7 +108,7 @@ def test_random_placement_keeps_the_eos_edge_inside_and_inputs_aligned_with_labe
 
 
 def test_buckets_are_drawn_by_examples_times_steps_to_halt(small_files, tmp_path, accelerator):
-    cfg = load_config("tiny-cpu", [f"data.eval_tasks={small_files[1]}", *TINY, "data.buckets=[4, 5, 6, 7]"])
+    cfg = load_config("tiny-cpu", [f"data.held_out_tasks={small_files[1]}", *TINY, "data.buckets=[4, 5, 6, 7]"])
     trainer = Trainer(cfg, tmp_path, training_data(cfg), accelerator, quiet=True)
     sides, n = list(trainer.batches), trainer.examples
     assert len(sides) >= 2
@@ -151,7 +151,8 @@ def test_prediction_runs_in_bf16_in_a_fresh_process_with_the_votes_of_fp32(small
     little (40 steps: a 5-step model's logits are near ties that bf16 rounding flips)."""
     _, challenges, _ = small_files
     run = tmp_path / "run"
-    trained = cli("train", "--config", "tiny-cpu", "--out", run, f"data.eval_tasks={challenges}", *TINY, "max_steps=40")
+    trained = cli("train", "--config", "tiny-cpu", "--out", run, f"data.held_out_tasks={challenges}", *TINY,
+                  "max_steps=40")
     assert trained.returncode == 0, trained.stderr
     results = {}
     for precision in ("no", "bf16"):

@@ -35,7 +35,7 @@ TINY = ["model.hidden=32", "model.heads=2", "model.puzzle_dim=32", "model.prefix
 
 
 def tiny_overrides(challenges: Path) -> list[str]:
-    return [f"data.eval_tasks={challenges}", "data.train_tasks=", *TINY]
+    return [f"data.held_out_tasks={challenges}", "data.train_tasks=", *TINY]
 
 
 # one thread per process: the CPU is shared, and oversubscribed OpenMP threads slow runs down many times
@@ -98,7 +98,7 @@ def test_tiny_model_memorises_a_few_tasks(tmp_path, accelerator):
     chosen = [t for t in load_tasks("arc1-small") if t.id in ("0d3d703e", "25ff71a9", "6150a2bd", "3c9b0459")]
     write_kaggle_files(chosen, tmp_path / "mem_challenges.json")
     cfg = load_config("tiny-cpu", [
-        f"data.eval_tasks={tmp_path / 'mem_challenges.json'}", "data.train_tasks=", "data.views=1",
+        f"data.held_out_tasks={tmp_path / 'mem_challenges.json'}", "data.train_tasks=", "data.views=1",
         "data.translate=false", "data.buckets=[4]", "model.hidden=64", "model.heads=2", "model.puzzle_dim=64",
         "model.n_latent=1", "model.n_recursion=1", "model.n_supervision=2", "batch_size=16", "max_steps=300",
         "warmup_steps=10", "lr=3e-3", "lr_min_ratio=0.0", "ema_decay=0", "halt_exploration=0.5"])
@@ -115,7 +115,7 @@ def test_tiny_model_memorises_a_few_tasks(tmp_path, accelerator):
     for t, task in enumerate(data.tasks):
         for inp, out in task.train:
             side = canvas_side(max(*inp.shape, *out.shape), tuple(cfg.data.buckets))
-            pred = model.solve(torch.from_numpy(encode(inp, side)[None]).long(),
+            pred = model.predict(torch.from_numpy(encode(inp, side)[None]).long(),
                                torch.tensor([data.puzzles.row(t, 0)]))[0]  # all N_sup steps, identity view
             guess = decode(pred[0].numpy())
             solved.append(guess.shape == out.shape and bool((guess == out).all()))
