@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 import zipfile
-from importlib.metadata import distributions, version
+from importlib.metadata import Distribution, distributions, version
 from pathlib import Path
 
 from arc_trm.checkpoint import INFERENCE_FILES, REQUIRED_FILES, latest_checkpoint
@@ -132,20 +132,22 @@ def checkout_wheel(root: Path, out: Path) -> Path:
     return wheel
 
 
-def installed_wheel(out: Path) -> Path:
-    """The arc_trm wheel rebuilt from this installed package (a `pip install arc-trm` has no source tree):
-    the package files and the .dist-info files its RECORD lists, less what the installer added, with a
-    new RECORD (path, sha256, size of every file)."""
-    site_packages = Path(__file__).resolve().parents[1]
-    (dist,) = [d for d in distributions(path=[str(site_packages)]) if d.metadata["Name"] == "arc-trm"]
-    info = next(f for f in dist.files if f.name == "METADATA").parent.as_posix()  # arc_trm-VERSION.dist-info
+def installed_wheel(out: Path, dist: Distribution | None = None) -> Path:
+    """The wheel of an installed distribution rebuilt from its files: by default this package's (a `pip
+    install arc-trm` has no source tree); the tests rebuild DEPENDENCY_WHEELS so, offline. The files its
+    RECORD lists in site-packages (not the scripts it put in bin/, no __pycache__), less what the installer
+    added, with a new RECORD (path, sha256, size of every file)."""
+    if dist is None:
+        site_packages = Path(__file__).resolve().parents[1]
+        (dist,) = [d for d in distributions(path=[str(site_packages)]) if d.metadata["Name"] == "arc-trm"]
+    info = next(f for f in dist.files if f.name == "METADATA").parent.as_posix()  # NAME-VERSION.dist-info
     tag = next(line.split(":", 1)[1].strip() for line in dist.read_text("WHEEL").splitlines()
                if line.startswith("Tag:"))
     files = sorted((f for f in dist.files
-                    if (f.parts[0] == "arc_trm" and "__pycache__" not in f.parts)
-                    or (f.parent.as_posix() == info and f.name not in _INSTALLER_FILES)),
+                    if f.parts[0] != ".." and "__pycache__" not in f.parts
+                    and not (f.parent.as_posix() == info and f.name in _INSTALLER_FILES)),
                    key=lambda f: (f.parts[0] == info, f.as_posix()))  # .dist-info last, as wheels have it
-    wheel = out / f"arc_trm-{dist.version}-{tag}.whl"
+    wheel = out / f"{info.split('-')[0]}-{dist.version}-{tag}.whl"
     records = []
     with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as zf:
         for f in files:

@@ -1,5 +1,11 @@
-"""Shared fixtures: running the real `arc-trm` command, a few small tasks written as Kaggle files, tiny
-checkpoints trained on them or on others, and what `arc-trm submit` stages from."""
+"""Shared fixtures: running the real `arc-trm` command (as a subprocess, or in-process for its one-line
+errors), a few small tasks written as Kaggle files, tiny checkpoints trained on them or on others, and
+what `arc-trm submit` stages from.
+
+In-process commands share this process's one Accelerate state, made by the first of them (or by the
+`accelerator` fixture) in fp32; a test that needs another precision runs its command as a subprocess
+(resetting Accelerate's state would also clear the state of every Accelerator made before).
+"""
 
 import os
 import subprocess
@@ -32,14 +38,18 @@ def cli():
 
 
 @pytest.fixture
-def cli_error():
-    """cli_error(args, *fragments): `arc-trm ARGS` must exit 2 with one stderr line naming every fragment."""
+def cli_error(capsys):
+    """cli_error(args, *fragments): `arc-trm ARGS`, run in-process (arc_trm.cli.main), must return exit code 2
+    with one stderr line naming every fragment."""
+    from arc_trm.cli import main
 
     def check(args: list, *fragments: str) -> str:
-        result = _run(*args)
-        assert result.returncode == 2, f"exit {result.returncode}, stderr: {result.stderr}"
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1, f"expected one error line, got: {result.stderr}"
+        capsys.readouterr()  # only this command's output
+        code = main([str(a) for a in args])
+        err = capsys.readouterr().err
+        assert code == 2, f"exit {code}, stderr: {err}"
+        lines = err.strip().splitlines()
+        assert len(lines) == 1, f"expected one error line, got: {err}"
         assert lines[0].startswith(f"arc-trm {args[0]}: error: "), lines[0]
         for fragment in fragments:
             assert str(fragment) in lines[0], f"{fragment!r} not in {lines[0]!r}"
@@ -113,17 +123,37 @@ def placeholder_run(tmp_path):
     return run
 
 
+def _rebuilt_or_downloaded(name: str, folder: Path) -> None:
+    """The wheel of the installed distribution `name` in `folder`: rebuilt from its installed files
+    (kaggle_submit.installed_wheel; no network), or, for an install without a WHEEL and RECORD to rebuild
+    from, downloaded (pytest.skip when that fails: no network, no index)."""
+    from importlib.metadata import distribution
+
+    from arc_trm.kaggle_submit import installed_wheel
+
+    dist = distribution(name)
+    if dist.files and dist.read_text("WHEEL"):
+        installed_wheel(folder, dist)
+        return
+    pin = f"{name}=={dist.version}"
+    download = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "-q",
+                               "--timeout", "10", "--retries", "0", "-d", str(folder), pin],
+                              capture_output=True, text=True)
+    if download.returncode != 0:
+        last = (download.stderr.strip().splitlines() or ["no output"])[-1]
+        pytest.skip(f"no wheel of {pin}: its install has no WHEEL/RECORD to rebuild one from, and `pip download` "
+                    f"failed (no network or index?): {last}; set ARC_TRM_WHEEL_CACHE to a folder holding it")
+
+
 @pytest.fixture(scope="session")
 def wheel_cache(tmp_path_factory):
     """A folder with the dependency wheels `arc-trm submit` stages (for --wheels-from): $ARC_TRM_WHEEL_CACHE,
-    or downloaded once."""
+    or made once per session from the installed distributions (see _rebuilt_or_downloaded)."""
     if os.environ.get("ARC_TRM_WHEEL_CACHE"):
         return os.environ["ARC_TRM_WHEEL_CACHE"]
-    from importlib.metadata import version
-
     from arc_trm.kaggle_submit import DEPENDENCY_WHEELS
 
     folder = tmp_path_factory.mktemp("wheels")
-    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(folder),
-                    *(f"{n}=={version(n)}" for n in DEPENDENCY_WHEELS)], check=True)
+    for name in DEPENDENCY_WHEELS:
+        _rebuilt_or_downloaded(name, folder)
     return str(folder)

@@ -1,5 +1,6 @@
 """Submissions: the official score on real data, every malformed file refused with a named line and
-exit 2 by `arc-trm validate` / `arc-trm score`, and atomic writes."""
+exit 2 by `arc-trm validate` / `arc-trm score` (in-process; one run of each as a subprocess), and atomic
+writes."""
 
 import copy
 import json
@@ -31,24 +32,35 @@ def _perfect(tasks) -> dict:
     return make_submission(tasks, {t.id: [(o, o) for o in t.test_outputs] for t in tasks})
 
 
-def test_true_outputs_score_exactly_one(tmp_path, cli, arc1_eval):
+def test_true_outputs_score_exactly_one(tmp_path, capsys, arc1_eval):
     path = tmp_path / "submission.json"
     write_submission(path, _perfect(arc1_eval))
-    result = cli("score", path, "--solutions", "arc1-eval", "--json")
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
+    assert main(["score", str(path), "--solutions", "arc1-eval", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
     assert set(report) == SCORE_KEYS
     assert report["score"] == 1.0 and report["task_score"] == 1.0
     assert (report["tasks"], report["outputs"], report["correct_outputs"]) == (400, 419, 419)
     assert len(report["per_task"]) == 400 and set(report["per_task"].values()) == {1.0}
 
-    text = cli("score", path, "--solutions", "arc1-eval")
-    assert text.returncode == 0, text.stderr
-    assert "Kaggle score: 1.0000 (419/419 test outputs; 95% interval 0.99-1.00)" in text.stdout
-    assert "per-task score: 1.0000 (mean over 400 tasks)" in text.stdout
+    assert main(["score", str(path), "--solutions", "arc1-eval"]) == 0
+    text = capsys.readouterr().out
+    assert "Kaggle score: 1.0000 (419/419 test outputs; 95% interval 0.99-1.00)" in text
+    assert "per-task score: 1.0000 (mean over 400 tasks)" in text
 
-    valid = cli("validate", path, "--tasks", "arc1-eval")
-    assert valid.returncode == 0 and valid.stdout.strip() == "valid: 400 tasks, 419 test outputs"
+    assert main(["validate", str(path), "--tasks", "arc1-eval"]) == 0
+    assert capsys.readouterr().out.strip() == "valid: 400 tasks, 419 test outputs"
+
+
+def test_score_and_validate_run_as_commands(tmp_path, small_files, cli):
+    """The installed `arc-trm` script end to end: output on stdout, exit 0 (and 2 on an invalid file)."""
+    tasks, challenges, _ = small_files
+    path = tmp_path / "submission.json"
+    write_submission(path, _perfect(tasks))
+    score = cli("score", path, "--solutions", challenges, "--json")
+    assert score.returncode == 0 and json.loads(score.stdout)["correct_outputs"] == 4, score.stderr
+    path.write_text("[]")
+    invalid = cli("validate", path, "--tasks", challenges)
+    assert invalid.returncode == 2 and invalid.stderr.startswith("arc-trm validate: error: "), invalid.stderr
 
 
 def test_one_wrong_output_scores_n_minus_one_over_n(arc1_eval):
@@ -173,7 +185,7 @@ def test_not_json_exits_2(tmp_path, small_files, cli_error):
     cli_error(["score", path, "--solutions", challenges], str(path), "not valid JSON")
 
 
-def test_score_needs_solutions(tmp_path, small_files, cli, cli_error):
+def test_score_needs_solutions(tmp_path, small_files, capsys, cli_error):
     tasks, challenges, solutions = small_files
     path = tmp_path / "submission.json"
     write_submission(path, _perfect(tasks))
@@ -183,9 +195,8 @@ def test_score_needs_solutions(tmp_path, small_files, cli, cli_error):
     # an explicit solutions file, whatever its name
     elsewhere = tmp_path / "answers.json"
     elsewhere.write_text(solutions.read_text())
-    result = cli("score", path, "--solutions", alone, "--solutions-file", elsewhere, "--json")
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["score"] == 1.0
+    assert main(["score", str(path), "--solutions", str(alone), "--solutions-file", str(elsewhere), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["score"] == 1.0
 
 
 def test_score_against_the_solutions_file_alone(tmp_path, small_files, capsys):

@@ -1,28 +1,30 @@
-"""`arc-trm submit` against a fake Kaggle API on http://localhost:80, driven by the real kaggle client.
+"""`arc-trm submit` against a fake Kaggle API, driven by the real kaggle client.
 
 With KAGGLE_API_ENVIRONMENT=LOCALHOST the kaggle client (kagglesdk) POSTs JSON to
 http://localhost/api/v1/<service>/<method> and PUTs file bodies to the upload URL that StartBlobUpload
-returns, so the fake server below answers those methods, hands out upload URLs pointing back at itself,
-and records everything. CI runs as root, so port 80 is free to bind.
+returns. Port 80 needs root to bind, so the fake server listens on a free port and the client reaches it as
+its HTTP proxy (http_proxy; requests sends every http:// request there, localhost included, when no_proxy
+is empty): the server answers those methods, hands out upload URLs pointing back at itself, and records
+everything. Nothing leaves the machine.
 """
 
 import base64
-import errno
 import hashlib
 import io
 import json
 import os
 import subprocess
 import threading
-import time
 import venv
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 import pytest
 from conftest import ARC_TRM
 
 from arc_trm.checkpoint import INFERENCE_FILES
+from arc_trm.cli import main
 from arc_trm.kaggle_submit import DEPENDENCY_WHEELS
 
 KERNEL, DATASET, COMPETITION = "alice/arc-trm-test", "alice/arc-trm-test-assets", "arc-prize-2025"
@@ -60,9 +62,10 @@ class FakeKaggle(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self._body()
-        if not self.path.startswith(API):
+        path = urlsplit(self.path).path  # as a proxy, the server is sent the whole URL
+        if not path.startswith(API):
             return self._reply(404, {"code": 404, "message": f"no route {self.path}"})
-        method = self.path[len(API):].split("/", 1)[1]
+        method = path[len(API):].split("/", 1)[1]
         request = json.loads(body or b"{}")
         server = self.server
         server.calls.append((method, request, dict(self.headers)))
@@ -73,8 +76,7 @@ class FakeKaggle(BaseHTTPRequestHandler):
         if method == "StartBlobUpload":
             token = f"blob{len(server.uploads_started)}"
             server.uploads_started[token] = request
-            port = server.server_address[1]
-            return self._reply(200, {"token": token, "createUrl": f"http://localhost:{port}/upload/{token}"})
+            return self._reply(200, {"token": token, "createUrl": f"http://localhost/upload/{token}"})
         if method == "CreateDataset":
             server.datasets.append(request)
             return self._reply(200, {"ref": DATASET, "url": f"http://localhost/datasets/{DATASET}",
@@ -89,21 +91,9 @@ class FakeKaggle(BaseHTTPRequestHandler):
         return self._reply(404, {"code": 404, "message": f"fake Kaggle has no {method}"})
 
 
-def _bind(deadline_s: float = 90) -> ThreadingHTTPServer:
-    """The server on localhost:80, waiting while another run of these tests holds the port."""
-    deadline = time.monotonic() + deadline_s
-    while True:
-        try:
-            return ThreadingHTTPServer(("localhost", 80), FakeKaggle)
-        except OSError as e:
-            if e.errno != errno.EADDRINUSE or time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
-
-
 @pytest.fixture
 def fake_kaggle():
-    server = _bind()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeKaggle)  # a free port: no root needed, no waiting
     server.calls, server.uploads, server.uploads_started, server.datasets = [], {}, {}, []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -122,22 +112,42 @@ def inputs(tmp_path, placeholder_run):
     return placeholder_run, notebook
 
 
-def _submit(tmp_path, *args, credentials: bool = True) -> subprocess.CompletedProcess:
-    """`arc-trm submit --kernel KERNEL ARGS` with a clean HOME, the client pointed at localhost."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_")}
-    (tmp_path / "home").mkdir(exist_ok=True)
-    (tmp_path / "tmp").mkdir(exist_ok=True)
+def _environment(tmp_path, server: ThreadingHTTPServer | None, credentials: bool) -> dict:
+    """What `arc-trm submit` runs with: a clean HOME and TMPDIR, no KAGGLE_* or proxy settings of the caller,
+    the client pointed at localhost, through `server` as its proxy when given."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_") and not k.lower().endswith("_proxy")}
+    for name in ("home", "tmp"):
+        (tmp_path / name).mkdir(exist_ok=True)
     env.update(HOME=str(tmp_path / "home"), TMPDIR=str(tmp_path / "tmp"), KAGGLE_API_ENVIRONMENT="LOCALHOST")
+    if server is not None:
+        env.update(http_proxy=f"http://127.0.0.1:{server.server_address[1]}", no_proxy="")
     if credentials:
         env.update(KAGGLE_USERNAME="alice", KAGGLE_KEY="fake-key")
+    return env
+
+
+def _submit(tmp_path, server, *args) -> subprocess.CompletedProcess:
+    """`arc-trm submit --kernel KERNEL ARGS` as a subprocess, against `server`, with credentials."""
     return subprocess.run([ARC_TRM, "submit", "--kernel", KERNEL, "--staging", str(tmp_path / "stage"),
-                           *map(str, args)], capture_output=True, text=True, env=env, timeout=120)
+                           *map(str, args)], capture_output=True, text=True, env=_environment(tmp_path, server, True),
+                          timeout=120)
+
+
+def _submit_here(tmp_path, monkeypatch, *args, credentials: bool = True) -> int:
+    """The same in-process (arc_trm.cli.main), with no server: its exit code."""
+    env = _environment(tmp_path, None, credentials)
+    for name in set(os.environ) - set(env):
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return main(["submit", "--kernel", KERNEL, "--staging", str(tmp_path / "stage"), *map(str, args)])
 
 
 @pytest.mark.slow
 def test_submit_uploads_dataset_pushes_kernel_and_submits(tmp_path, fake_kaggle, inputs):
     checkpoint, notebook = inputs
-    result = _submit(tmp_path, "--checkpoint", checkpoint, "--notebook", notebook, "--message", "first try")
+    result = _submit(tmp_path, fake_kaggle, "--checkpoint", checkpoint, "--notebook", notebook, "--message",
+                     "first try")
     assert result.returncode == 0, result.stdout + result.stderr
     methods = [m for m, _, _ in fake_kaggle.calls]
     # the dataset did not exist: created, then polled until ready, then the kernel, then the submission
@@ -174,17 +184,16 @@ def test_submit_uploads_dataset_pushes_kernel_and_submits(tmp_path, fake_kaggle,
     assert f"submitted {KERNEL} version {KERNEL_VERSION} to {COMPETITION}" in result.stdout
 
 
-def test_dry_run_stages_and_prints_commands_without_network(tmp_path, fake_kaggle, inputs, wheel_cache):
+def test_dry_run_stages_and_prints_commands_without_network(tmp_path, monkeypatch, capsys, inputs, wheel_cache):
     checkpoint, notebook = inputs
-    result = _submit(tmp_path, "--checkpoint", checkpoint, "--notebook", notebook, "--wheels-from", wheel_cache,
-                     "--dry-run", credentials=False)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert fake_kaggle.calls == [] and fake_kaggle.uploads == {}
+    assert _submit_here(tmp_path, monkeypatch, "--checkpoint", checkpoint, "--notebook", notebook, "--wheels-from",
+                        wheel_cache, "--dry-run", credentials=False) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
     stage = tmp_path / "stage"
     for line in (f"kaggle datasets create -p {stage / 'dataset'} --dir-mode zip",
                  f"kaggle kernels push -p {stage / 'kernel'}",
                  f"kaggle competitions submit {COMPETITION} -k {KERNEL} -v N -f submission.json"):
-        assert line in result.stdout, line
+        assert line in out, line
     meta = json.loads((stage / "kernel" / "kernel-metadata.json").read_text())
     assert meta["id"] == KERNEL and meta["enable_internet"] is False and meta["enable_gpu"] is True
     assert meta["dataset_sources"] == [DATASET] and meta["competition_sources"] == [COMPETITION]
@@ -197,11 +206,11 @@ def test_dry_run_stages_and_prints_commands_without_network(tmp_path, fake_kaggl
     assert len(wheels) == 1 + len(DEPENDENCY_WHEELS) and any(w.startswith("arc_trm-") for w in wheels)
 
 
-def test_missing_credentials_exit_2_before_anything(tmp_path, inputs):
+def test_missing_credentials_exit_2_before_anything(tmp_path, monkeypatch, capsys, inputs):
     checkpoint, notebook = inputs
-    result = _submit(tmp_path, "--checkpoint", checkpoint, "--notebook", notebook, credentials=False)
-    assert result.returncode == 2, result.stdout + result.stderr
-    (line,) = result.stderr.strip().splitlines()
+    assert _submit_here(tmp_path, monkeypatch, "--checkpoint", checkpoint, "--notebook", notebook,
+                        credentials=False) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("arc-trm submit: error: no Kaggle credentials") and "KAGGLE_API_TOKEN" in line
     assert not (tmp_path / "stage").exists()
 
@@ -212,13 +221,12 @@ def test_missing_credentials_exit_2_before_anything(tmp_path, inputs):
     (["--checkpoint", "nowhere"], "nowhere"),
     (["--checkpoint", "."], "no trainer_state.json"),
 ])
-def test_bad_arguments_exit_2_naming_them(tmp_path, inputs, args, fragment):
+def test_bad_arguments_exit_2_naming_them(tmp_path, monkeypatch, capsys, inputs, args, fragment):
     checkpoint, notebook = inputs
     defaults = {"--notebook": notebook, "--checkpoint": checkpoint}
     defaults.update(dict(zip(args[::2], args[1::2], strict=True)))
-    result = _submit(tmp_path, *(x for kv in defaults.items() for x in kv), "--dry-run")
-    assert result.returncode == 2, result.stdout + result.stderr
-    (line,) = result.stderr.strip().splitlines()
+    assert _submit_here(tmp_path, monkeypatch, *(x for kv in defaults.items() for x in kv), "--dry-run") == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
     assert fragment in line, line
 
 
