@@ -144,7 +144,8 @@ def bench(config: str = "tiny-cpu", device: str | None = None, batch_size: int |
     with tempfile.TemporaryDirectory() as tmp:
         log(f"training: arc1-train x {views} views, batch {B}, config {cfg.name} on {dev}")
         trainers = {name: _train_setup(cfg, b, views, acc, os.path.join(tmp, name)) for name, b in layouts.items()}
-        shares = {name: dict(zip(t.batches, t.examples / t.examples.sum())) for name, t in trainers.items()}
+        shares = {name: dict(zip(t.buckets.sides, t.buckets.examples / t.buckets.examples.sum()))
+                  for name, t in trainers.items()}
         for name, trainer in trainers.items():  # warm-up: `warmup` steps of every bucket, with their memory
             peaks: dict[int, list[int]] = {side: [] for side in shares[name]}
             for _ in range(warmup):

@@ -103,8 +103,9 @@ def check_resumable(cfg: Config, ckpt: Path) -> None:
                             "use a new --out directory or the same config")
 
 
-def save(out_dir: Path, step: int, accelerator, *, model: TRM, ema: dict | None, cfg: Config, puzzles: PuzzleSet,
-         state: dict, optimizer: torch.optim.Optimizer | None, carry: dict, keep: int) -> Path:
+def save_checkpoint(out_dir: Path, step: int, accelerator, *, model: TRM, ema: dict | None, cfg: Config,
+                    puzzles: PuzzleSet, state: dict, optimizer: torch.optim.Optimizer | None, carry: dict,
+                    keep: int) -> Path:
     """Write checkpoints/step-N atomically (every process calls this; each writes its own carry, the main
     process the rest), point `latest` at it, and keep the newest `keep` checkpoints."""
     from safetensors.torch import save_file
@@ -144,7 +145,7 @@ def save(out_dir: Path, step: int, accelerator, *, model: TRM, ema: dict | None,
 
 
 def load_for_resume(ckpt: Path, accelerator) -> dict:
-    """Everything `save` wrote, for this process: `model` and `ema` state dicts (ema None if absent),
+    """Everything `save_checkpoint` wrote, for this process: `model` and `ema` state dicts (ema None if absent),
     `optimizer` (None if absent), `state` (the trainer_state.json object) and `carry` (this process's
     rolling batch, or None when it was saved by another number of processes)."""
     from safetensors.torch import load_file

@@ -1,15 +1,26 @@
 """The `arc-trm` command: thin subcommands over the library. Bad input: one line on stderr, exit 2."""
 
 import argparse
-import os
+import json
 import sys
+from pathlib import Path
 
+from arc_trm import __version__
+from arc_trm.adapt import adapt
+from arc_trm.bench import bench, format_table
+from arc_trm.checkpoint import find_checkpoint, pooled_checkpoints, read_config
+from arc_trm.config import RANK_RULES, add_train_arguments, load_config, sets_field
 from arc_trm.errors import UserError
+from arc_trm.kaggle_submit import DEFAULT_COMPETITION, DEFAULT_WAIT_TIMEOUT, submit
+from arc_trm.pipeline import demo, evaluate, plan, print_scores, solve, train
+from arc_trm.rehearse import DEFAULT_OUT, format_report, rehearse
+from arc_trm.render import plot_runs, show, write_report
+from arc_trm.submission import CONFIDENCE, format_interval, load_submission, score_submission, validate_submission
+from arc_trm.tasks import DATASET_NAMES, load_scoring_tasks, load_tasks
+from arc_trm.train import make_accelerator
 
 
 def cmd_datasets(args: argparse.Namespace) -> None:
-    from arc_trm.tasks import DATASET_NAMES, load_tasks
-
     print(f"{'name':<18}{'tasks':>7}{'test inputs':>13}")
     for name in DATASET_NAMES:
         tasks = load_tasks(name)
@@ -17,12 +28,6 @@ def cmd_datasets(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    import json
-
-    from arc_trm.config import load_config, sets_field
-    from arc_trm.pipeline import plan, train
-    from arc_trm.train import make_accelerator
-
     cfg = load_config(args.config, args.overrides)
     if args.dry_run:
         summary = plan(cfg)
@@ -51,11 +56,6 @@ def format_plan(s: dict) -> str:
 
 
 def cmd_adapt(args: argparse.Namespace) -> None:
-    from arc_trm.adapt import adapt
-    from arc_trm.checkpoint import find_checkpoint, read_config
-    from arc_trm.tasks import load_tasks
-    from arc_trm.train import make_accelerator
-
     precision = args.precision or read_config(find_checkpoint(args.checkpoint)).run.mixed_precision
     out = adapt(args.checkpoint, load_tasks(args.tasks), args.out, make_accelerator(precision), mode=args.mode,
                 steps=args.steps, time_budget=args.time_budget, views=args.views, overrides=args.overrides)
@@ -64,8 +64,6 @@ def cmd_adapt(args: argparse.Namespace) -> None:
 
 def _solve_setup(args: argparse.Namespace):
     """(checkpoints, accelerator, solve keyword arguments) of predict and evaluate."""
-    from arc_trm.checkpoint import find_checkpoint, pooled_checkpoints, read_config
-    from arc_trm.train import make_accelerator
 
     if args.pool and len(args.checkpoint) != 1:
         raise UserError("--pool K takes one --checkpoint (a run directory)")
@@ -78,9 +76,6 @@ def _solve_setup(args: argparse.Namespace):
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    from arc_trm.pipeline import solve
-    from arc_trm.tasks import load_tasks
-
     tasks = load_tasks(args.tasks)
     checkpoints, acc, kwargs = _solve_setup(args)
     solve(checkpoints, tasks, args.out, acc, **kwargs)
@@ -89,11 +84,6 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from pathlib import Path
-
-    from arc_trm.pipeline import evaluate, print_scores
-    from arc_trm.tasks import load_tasks
-
     out = Path(args.out or f"runs/eval-{Path(args.dataset).stem}")
     checkpoints, acc, kwargs = _solve_setup(args)
     res = evaluate(checkpoints, load_tasks(args.dataset), args.dataset, out, acc, **kwargs)
@@ -102,13 +92,6 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    import json
-    from pathlib import Path
-
-    from arc_trm.config import load_config
-    from arc_trm.pipeline import demo, print_scores
-    from arc_trm.train import make_accelerator
-
     acc = make_accelerator(args.precision or load_config("tiny-cpu", args.overrides).run.mixed_precision)
     res = demo(acc, args.tasks, args.out, args.minutes, args.overrides)
     if args.json:
@@ -119,20 +102,12 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> None:
-    from arc_trm.submission import load_submission, validate_submission
-    from arc_trm.tasks import load_tasks
-
     tasks = load_tasks(args.tasks)
     validate_submission(load_submission(args.file), tasks, file=args.file)
     print(f"valid: {len(tasks)} tasks, {sum(len(t.test_inputs) for t in tasks)} test outputs")
 
 
 def cmd_score(args: argparse.Namespace) -> None:
-    import json
-
-    from arc_trm.submission import CONFIDENCE, format_interval, load_submission, score_submission
-    from arc_trm.tasks import load_scoring_tasks
-
     tasks = load_scoring_tasks(args.solutions, solutions=args.solutions_file)
     result = score_submission(load_submission(args.file), tasks, file=args.file,
                               source=args.solutions_file or args.solutions)
@@ -145,47 +120,30 @@ def cmd_score(args: argparse.Namespace) -> None:
 
 
 def cmd_submit(args: argparse.Namespace) -> None:
-    from arc_trm.kaggle_submit import submit
-
     submit(kernel=args.kernel, checkpoint=args.checkpoint, dataset=args.dataset, competition=args.competition,
            message=args.message, notebook=args.notebook, staging=args.staging, wheels_from=args.wheels_from,
            accelerator=args.accelerator, wait_timeout=args.wait_timeout, dry_run=args.dry_run)
 
 
 def cmd_rehearse(args: argparse.Namespace) -> None:
-    import json
-
-    from arc_trm.rehearse import format_report, rehearse
-
     result = rehearse(args.checkpoint, args.tasks, args.budget, args.out, processes=args.processes,
                       adapt_mode=args.adapt_mode, wheels_from=args.wheels_from)
     print(json.dumps(result) if args.json else format_report(result))
 
 
 def cmd_show(args: argparse.Namespace) -> None:
-    from arc_trm.render import show
-
     print(show(args.task_id, args.dataset, args.out or f"{args.task_id}.svg", args.submission))
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from arc_trm.render import write_report
-    from arc_trm.tasks import load_tasks
-
     print(write_report(args.eval_dir, load_tasks(args.dataset), args.order))
 
 
 def cmd_plot(args: argparse.Namespace) -> None:
-    from arc_trm.render import plot_runs
-
     print(plot_runs(args.run_dirs, args.out))
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
-    import json
-
-    from arc_trm.bench import bench, format_table
-
     log = (lambda line: None) if args.json else (lambda line: print(line, file=sys.stderr))
     result = bench(args.config, args.device, args.batch_size, args.seconds, windows=args.windows,
                    warmup=args.warmup, views=args.views, infer_steps=args.infer_steps, log=log)
@@ -193,8 +151,6 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from arc_trm import __version__
-
     parser = argparse.ArgumentParser(prog="arc-trm", description=__doc__)
     parser.add_argument("--version", action="version", version=f"arc-trm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -203,12 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_datasets)
 
     p = sub.add_parser("train", help="train a TRM (same as scripts/train.py); an existing --out resumes")
-    from arc_trm.config import add_train_arguments
 
     add_train_arguments(p)
     p.set_defaults(func=cmd_train)
 
-    from arc_trm.config import RANK_RULES
 
     def precision_option(p: argparse.ArgumentParser, default: str) -> None:
         p.add_argument("--precision", choices=["auto", "bf16", "no"], default=None,
@@ -226,8 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--views", type=int, default=None, help="views voted over per test input (default: all "
                        "the views the puzzle rows were trained under)")
         p.add_argument("--time-budget", type=float, default=None, metavar="S",
-                       help="finish within S seconds (shared by the pooled checkpoints; adaptation gets 60%% "
-                            "when there are unseen tasks)")
+                       help="finish within S seconds (shared by the pooled checkpoints; with unseen tasks, "
+                            "prediction's cost is measured and adaptation gets the rest)")
         p.add_argument("--no-adapt", action="store_true", help="do not adapt to tasks the checkpoint has not seen")
         p.add_argument("--mode", choices=["rows", "full"], default="rows",
                        help="adaptation: new puzzle rows only, or rows plus every weight")
@@ -293,7 +247,6 @@ def build_parser() -> argparse.ArgumentParser:
                         "per_task")
     p.set_defaults(func=cmd_score)
 
-    from arc_trm.kaggle_submit import DEFAULT_COMPETITION, DEFAULT_WAIT_TIMEOUT
 
     p = sub.add_parser("submit", help="stage the Kaggle dataset and notebook, push them, submit to the competition")
     p.add_argument("--kernel", required=True, metavar="OWNER/SLUG", help="the Kaggle notebook to create or version")
@@ -315,7 +268,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="stage everything and print the kaggle commands; no network")
     p.set_defaults(func=cmd_submit)
 
-    from arc_trm.rehearse import DEFAULT_OUT
 
     p = sub.add_parser("rehearse", help="run the Kaggle notebook here as Kaggle would (what submit stages, the "
                        "internet-off install, the time budget), then score its submission")
@@ -376,10 +328,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # OpenMP threads that spin while they wait for work make every op many times slower once other
-    # processes share the cores (measured: a tiny-cpu step 6 s instead of 0.2 s on 2 busy cores).
-    # Read when torch loads, which the subcommands do lazily, after this line; a user's setting wins.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     args = build_parser().parse_args(argv)
     try:
         args.func(args)

@@ -15,6 +15,7 @@ votes gathered before writing.
 import math
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,6 +207,26 @@ class Predictor:
         """A ballot per test input, ranking by the config's rule (infer.rank)."""
         rule, n = self.cfg.infer.rank, self.cfg.infer.score_views
         return {t.id: [Ballot(rule, n) for _ in t.test_inputs] for t in tasks}
+
+    def estimate_seconds(self, tasks: list[Task], n_views: int | None = None) -> float:
+        """Seconds this process will spend voting on every test input x view of `tasks` (as `predict` splits
+        and batches them), from one timed batch of each canvas bucket after a warm-up batch. Adaptation adds
+        puzzle rows but leaves the cost of a view unchanged, so an unadapted model measures it too."""
+        acc = self.accelerator
+        rounds, views_of = plan_rounds(tasks, self.puzzles, n_views or self.cfg.data.views, self.cfg.run.seed)
+        batches, sample = Counter(), {}  # canvas side -> batches this process will run, and a batch to time
+        for items in merge_rounds(rounds, 4 * self.batch_size * acc.num_processes):
+            for side, group in self.by_canvas(tasks, items[acc.process_index::acc.num_processes], views_of).items():
+                batches[side] += math.ceil(len(group) / self.batch_size)
+                if len(group) > len(sample.get(side, ())):
+                    sample[side] = [item for item, _ in group[:self.batch_size]]
+        votes, seconds = self.empty_votes(tasks), 0.0
+        for side, items in sample.items():
+            self.vote_items(tasks, items, views_of, votes, deadline=None)  # warm-up: kernels, allocator
+            started = time.monotonic()
+            self.vote_items(tasks, items, views_of, votes, deadline=None)  # ends copying to the CPU: synced
+            seconds += batches[side] * (time.monotonic() - started)
+        return seconds
 
     def by_canvas(self, tasks: list[Task], items: list[Item], views_of: dict) -> dict[int, list]:
         """`items` grouped by canvas bucket: side -> [(item, its test input encoded under its view)]."""

@@ -21,7 +21,6 @@ its timeout, kills the launcher, every process it started, and whatever else is 
 import argparse
 import contextlib
 import json
-import math
 import os
 import shlex
 import signal
@@ -29,10 +28,18 @@ import subprocess
 import sys
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil  # a dependency of accelerate
+
+from arc_trm.adapt import unknown_tasks
+from arc_trm.atomic import atomic_write_json
+from arc_trm.checkpoint import find_checkpoint, load_for_inference, read_config
+from arc_trm.infer import Predictor
+from arc_trm.tasks import load_tasks
+from arc_trm.train import make_accelerator
 
 
 def command(processes: int, module: str, *args: str) -> list[str]:
@@ -47,8 +54,6 @@ def command(processes: int, module: str, *args: str) -> list[str]:
 def kill_tree(pid: int) -> int:
     """SIGKILL process `pid` (running, or exited but not waited for), every process it started and whatever
     else is in its process group (`run` starts it in a session of its own). Returns how many it started."""
-    import psutil  # a dependency of accelerate
-
     leader = psutil.Process(pid)  # not waited for yet, so its pid is still its own
     started = leader.children(recursive=True)  # listed before anything dies: orphans descend from nobody
     for proc in [leader, *started]:
@@ -120,38 +125,17 @@ def adapt_seconds(remaining: float, speed: Speed, margin: float, min_predict: fl
 def probe(checkpoint: str, tasks_source: str, out: str, views: int | None = None) -> None:
     """Write `out`: prediction's cost on these tasks, measured with the checkpoint as it is (adaptation
     adds puzzle rows but leaves the cost of a view unchanged), as {predict_seconds, timed_seconds,
-    unseen_tasks, batches}. Runs in every process of a launch, each timing its own share."""
-    from arc_trm.adapt import unknown_tasks
-    from arc_trm.atomic import atomic_write_json
-    from arc_trm.checkpoint import find_checkpoint, load_for_inference, read_config
-    from arc_trm.infer import Predictor, merge_rounds, plan_rounds
-    from arc_trm.tasks import load_tasks
-    from arc_trm.train import make_accelerator
-
+    unseen_tasks}. Runs in every process of a launch, each timing its own share."""
     acc = make_accelerator(read_config(find_checkpoint(checkpoint)).run.mixed_precision)  # as predict makes it
     cfg, puzzles, model = load_for_inference(checkpoint)
     tasks = load_tasks(tasks_source)
-    predictor = Predictor(model, cfg, puzzles, acc)
+    started = time.monotonic()
     # adaptation gives each unseen task data.views puzzle rows (or --views), and prediction votes over them
-    rounds, views_of = plan_rounds(tasks, puzzles, views or cfg.data.views, cfg.run.seed)
-    batches, sample = Counter(), {}  # canvas side -> batches this process will run, and a batch to time
-    for items in merge_rounds(rounds, 4 * predictor.batch_size * acc.num_processes):
-        groups = predictor.by_canvas(tasks, items[acc.process_index::acc.num_processes], views_of)
-        for side, group in groups.items():
-            batches[side] += math.ceil(len(group) / predictor.batch_size)
-            if len(group) > len(sample.get(side, ())):
-                sample[side] = [item for item, _ in group[:predictor.batch_size]]
-    votes = predictor.empty_votes(tasks)
-    started, seconds = time.monotonic(), 0.0
-    for side, items in sample.items():
-        predictor.vote_items(tasks, items, views_of, votes, deadline=None)  # warm-up: kernels, allocator
-        t = time.monotonic()
-        predictor.vote_items(tasks, items, views_of, votes, deadline=None)  # ends copying to the CPU: synced
-        seconds += batches[side] * (time.monotonic() - t)
+    seconds = Predictor(model, cfg, puzzles, acc).estimate_seconds(tasks, views)
     acc.wait_for_everyone()
     if acc.is_main_process:
         atomic_write_json(out, {"predict_seconds": seconds, "timed_seconds": time.monotonic() - started,
-                                "unseen_tasks": len(unknown_tasks(tasks, puzzles)), "batches": sum(batches.values())})
+                                "unseen_tasks": len(unknown_tasks(tasks, puzzles))})
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -24,6 +24,7 @@ from arc_trm.data import ExampleTable, training_data
 from arc_trm.errors import UserError
 from arc_trm.infer import Ballot, Predictor, Votes, grid_key, held_out_accuracy, pool
 from arc_trm.model import TRM
+from arc_trm.render import write_report
 from arc_trm.submission import (
     CONFIDENCE,
     binomial_interval,
@@ -38,7 +39,8 @@ from arc_trm.tasks import Task, load_tasks
 from arc_trm.train import Schedule, Trainer
 
 PASS_AT = (1, 2, 5, 10, 100)
-ADAPT_SHARE = 0.6  # of a time budget, the part given to adaptation when there are unseen tasks
+PREDICT_SLACK = 1.25  # prediction's measured cost is reserved with this factor ...
+SAVE_SECONDS = 5.0  # ... plus this, for adaptation's last checkpoint and reloading it
 
 
 def train(cfg: Config, out_dir: str | Path, accelerator: Accelerator, time_budget: float | None = None,
@@ -93,8 +95,8 @@ def solve(checkpoints: list[str | Path], tasks: list[Task], out: str | Path, acc
     """Adapt each checkpoint to the tasks it has not seen (unless `no_adapt`), then vote over views and
     write the submission `out`: valid from the first moment, improved as views complete, the votes of
     all checkpoints pooled (summed per candidate). A time budget is shared evenly by the checkpoints;
-    within a checkpoint's share, adaptation gets ADAPT_SHARE when there are unseen tasks. `rank`
-    overrides the checkpoints' infer.rank. Returns each checkpoint's votes."""
+    within a checkpoint's share, prediction's cost is measured first (Predictor.estimate_seconds) and
+    adaptation gets the rest. `rank` overrides the checkpoints' infer.rank. Returns each checkpoint's votes."""
     started, out = time.monotonic(), Path(out)
     if accelerator.is_main_process:  # a valid file before anything else: Ctrl-C or a crash keeps it
         write_submission(out, fallback_submission(tasks))
@@ -105,9 +107,12 @@ def solve(checkpoints: list[str | Path], tasks: list[Task], out: str | Path, acc
         cfg, puzzles, model = load_for_inference(ckpt)
         if unknown_tasks(tasks, puzzles) and not no_adapt:
             where = Path(adapt_dir) if adapt_dir else out.with_name(out.stem + "-adapted")
+            budget = None
+            if share is not None:
+                predicting = Predictor(model, cfg, puzzles, accelerator, batch_size).estimate_seconds(tasks, views)
+                budget = max(0.0, share - (time.monotonic() - begun) - PREDICT_SLACK * predicting - SAVE_SECONDS)
             adapted = adapt(ckpt, tasks, where / f"checkpoint-{k}" if len(checkpoints) > 1 else where, accelerator,
-                            mode=adapt_mode, steps=adapt_steps, views=views,
-                            time_budget=None if share is None else ADAPT_SHARE * share)
+                            mode=adapt_mode, steps=adapt_steps, views=views, time_budget=budget)
             cfg, puzzles, model = load_for_inference(adapted)
         if rank is not None:
             cfg.infer.rank = rank
@@ -157,8 +162,6 @@ def evaluate(checkpoints: list[str | Path], tasks: list[Task], source: str, out_
              accelerator: Accelerator, **solve_args) -> dict:
     """Solve, then write results.json and report.html beside the submission; returns the results. With
     several checkpoints, each candidate also records the votes each checkpoint gave it."""
-    from arc_trm.render import write_report
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sub_path = out_dir / "submission.json"

