@@ -9,6 +9,7 @@ as strings.
 
 import dataclasses
 import json
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,8 +118,9 @@ class Config:
 SECTIONS = ["model", "data", "optim", "infer", "run"]
 
 
-def _coerce(value, current, key: str, where: str):
-    """Check `value` against the type of the field's current value."""
+def _coerce(value, current, key: str, where: str, kind=None):
+    """Check `value` against the type of the field's current value (and a list's elements against the
+    element type of the field's annotation `kind`, e.g. list[int])."""
     if isinstance(current, bool):
         if not isinstance(value, bool):
             raise UserError(f"{where}: {key} must be true or false, got {value!r}")
@@ -137,6 +139,9 @@ def _coerce(value, current, key: str, where: str):
             value = [value] if value else []
         if not isinstance(value, list):
             raise UserError(f"{where}: {key} must be a list, got {value!r}")
+        element = typing.get_args(kind)[0] if typing.get_args(kind) else None
+        if element in (bool, int, float, str):
+            value = [_coerce(v, element(), f"{key}[{i}]", where) for i, v in enumerate(value)]
     return value
 
 
@@ -159,7 +164,8 @@ def _update(cfg: Config, d: dict, where: str) -> None:
             key = RENAMED.get((section, key), key)
             if not hasattr(sub, key):
                 raise UserError(f"{where}: unknown config key {section}.{key}")
-            setattr(sub, key, _coerce(value, getattr(sub, key), f"{section}.{key}", where))
+            kind = next(f.type for f in dataclasses.fields(sub) if f.name == key)
+            setattr(sub, key, _coerce(value, getattr(sub, key), f"{section}.{key}", where, kind))
 
 
 def named_configs() -> list[str]:

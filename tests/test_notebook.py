@@ -18,7 +18,7 @@ import pytest
 from conftest import ARC_TRM
 
 from arc_trm.checkpoint import INFERENCE_FILES
-from arc_trm.kaggle_run import run
+from arc_trm.kaggle_run import Speed, adapt_seconds, run
 from arc_trm.kaggle_submit import NOTEBOOK
 from arc_trm.rehearse import execute_notebook, kernel_python
 from arc_trm.tasks import load_tasks, write_kaggle_files
@@ -121,6 +121,35 @@ def test_run_kills_what_the_command_started_in_sessions_of_their_own(tmp_path):
     alive = [p for p in psutil.process_iter(["cmdline", "status"])
              if p.info["status"] != psutil.STATUS_ZOMBIE and marker in (p.info["cmdline"] or [])]
     assert alive == []
+
+
+@pytest.mark.parametrize("speed, remaining, adapt", [
+    # the time left less adaptation's start-up, prediction's start-up and work, and two margins
+    (Speed(startup=10, predict=200, unseen=3), 1000, 1000 - 10 - (10 + 200) - 2 * 5),
+    # prediction quicker than the least it is started with: that least is kept for it instead
+    (Speed(startup=10, predict=1, unseen=3), 1000, 1000 - 10 - 60 - 2 * 5),
+    # a slow start-up counts twice; too little left gives a budget below MIN_ADAPT_SECONDS, or below 0
+    (Speed(startup=100, predict=50, unseen=3), 300, 300 - 100 - 150 - 2 * 5),
+])
+def test_adaptation_gets_what_prediction_and_the_start_ups_leave(speed, remaining, adapt):
+    assert adapt_seconds(remaining, speed, margin=5, min_predict=60) == pytest.approx(adapt)
+
+
+@pytest.mark.parametrize("startup, predict", [(5, 100), (30, 10), (0.5, 2000)])
+def test_a_run_to_plan_spends_the_budget_less_the_margins(startup, predict):
+    """The notebook's plan with made-up speeds, run exactly as measured: adaptation starts and runs its
+    budget, then prediction (budget: what is left less a margin) starts and works. Prediction fits in its
+    budget, and what stays unused is the two margins, whatever the speeds (prediction taking more than
+    the least it is started with, min_predict)."""
+    budget, margin, min_predict = 3600.0, 30.0, 20.0
+    speed = Speed(startup=startup, predict=predict, unseen=2)
+    remaining = budget - 50  # install, fallback and probe took 50 s
+    adapt = adapt_seconds(remaining, speed, margin, min_predict)
+    remaining -= speed.startup + adapt
+    predict_budget = remaining - margin
+    assert speed.startup + speed.predict <= predict_budget
+    remaining -= speed.startup + speed.predict
+    assert remaining == pytest.approx(2 * margin)
 
 
 def test_only_the_notebook_parameters_cell_reads_the_environment():
