@@ -93,7 +93,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> None:
     acc = make_accelerator(args.precision or load_config("tiny-cpu", args.overrides).run.mixed_precision)
-    res = demo(acc, args.tasks, args.out, args.minutes, args.overrides)
+    res = demo(acc, args.tasks, args.out, args.minutes, args.overrides, start=args.start)
     if args.json:
         print(json.dumps({"scores": res["scores"], "seconds": res["seconds"], "out": args.out}))
     else:
@@ -225,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "the 46 ARC-AGI-1 training tasks whose grids are all at most 6x6)")
     p.add_argument("--out", default="runs/demo", help="output directory; the submission is OUT/submission.json")
     p.add_argument("--minutes", type=float, default=9.0, help="training budget in minutes (default: 9)")
+    p.add_argument("--start", metavar="CHECKPOINT", default=None,
+                   help="adapt this pretrained checkpoint (every weight) instead of training from scratch; it "
+                        "must not have been trained on any of the tasks")
     p.add_argument("--json", action="store_true", help="print the scores as one JSON object")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="tiny-cpu config overrides")
     precision_option(p, "tiny-cpu's, no")

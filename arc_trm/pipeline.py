@@ -202,21 +202,36 @@ def print_scores(res: dict, out_dir: Path, as_json: bool) -> None:
 
 
 def demo(accelerator: Accelerator, source: str = "arc1-small", out_dir: str | Path = "runs/demo",
-         minutes: float = 9.0, overrides: list[str] = ()) -> dict:
+         minutes: float = 9.0, overrides: list[str] = (), start: str | Path | None = None) -> dict:
     """Train `tiny-cpu` on the demonstration pairs of `source` for `minutes` (the budget decides the step
     count unless max_steps is among the overrides), then vote over the views of their test inputs (which
-    were never trained on), write and score the submission."""
+    were never trained on), write and score the submission. With `start` (a pretrained checkpoint), the
+    training is a full adaptation of it to the tasks instead; a checkpoint that was trained on any of the
+    tasks is refused, so the score stays one of tasks never seen."""
     started = time.monotonic()
     tasks = load_tasks(source)
     if any(t.test_outputs is None for t in tasks):
         raise UserError(f"demo: {source} has no solutions to score against")
-    cfg = load_config("tiny-cpu", [f"data.held_out_tasks={source}", "data.train_tasks=", "eval_every=0", *overrides])
     out_dir = Path(out_dir)
     run_dir = out_dir / "run"
     shutil.rmtree(run_dir, ignore_errors=True)  # the demo always trains afresh
-    print(f"demo: training tiny-cpu on the demonstrations of {len(tasks)} tasks of {source} "
-          f"for {minutes:g} min", file=sys.stderr)
-    train(cfg, run_dir, accelerator, time_budget=60 * minutes, budget_decides=not sets_field(overrides, "max_steps"))
+    if start is not None:
+        seen = sorted({t.id for t in tasks} & set(load_for_inference(start)[1].task_ids))
+        if seen:
+            raise UserError(f"demo: --start {start} was trained on task {seen[0]} of {source} "
+                            f"({len(seen)} of its tasks); its score would not be of unseen tasks")
+        print(f"demo: adapting {start} (every weight) to the demonstrations of {len(tasks)} tasks of {source} "
+              f"for {minutes:g} min", file=sys.stderr)
+        steps = next((int(o.partition("=")[2]) for o in overrides if sets_field([o], "max_steps")), None)
+        adapt(start, tasks, run_dir, accelerator, mode="full", steps=steps, time_budget=60 * minutes,
+              overrides=[o for o in overrides if not sets_field([o], "max_steps")])
+    else:
+        cfg = load_config("tiny-cpu", [f"data.held_out_tasks={source}", "data.train_tasks=", "eval_every=0",
+                                       *overrides])
+        print(f"demo: training tiny-cpu on the demonstrations of {len(tasks)} tasks of {source} "
+              f"for {minutes:g} min", file=sys.stderr)
+        train(cfg, run_dir, accelerator, time_budget=60 * minutes,
+              budget_decides=not sets_field(overrides, "max_steps"))
     print("demo: predicting their test inputs with voting over views", file=sys.stderr)
     res = evaluate([run_dir], tasks, source, out_dir, accelerator, no_adapt=True)
     res["seconds"] = time.monotonic() - started

@@ -1,0 +1,31 @@
+"""`arc-trm demo --start CKPT`: the demo adapts a pretrained checkpoint instead of training from scratch,
+and refuses one that was trained on any of the tasks it scores (its score would not be of unseen tasks)."""
+
+import json
+
+import pytest
+
+from arc_trm.checkpoint import latest_checkpoint, load_for_inference
+from arc_trm.cli import main
+
+
+def test_demo_refuses_a_start_trained_on_its_tasks(small_files, tiny_checkpoint, tmp_path, cli_error):
+    tasks, challenges, _ = small_files
+    cli_error(["demo", "--tasks", str(challenges), "--start", str(tiny_checkpoint), "--out", str(tmp_path / "d")],
+              "--start", "was trained on task", "3 of its tasks")
+    assert not (tmp_path / "d" / "run").exists()
+
+
+@pytest.mark.slow
+def test_demo_adapts_an_unrelated_start_and_scores(small_files, other_checkpoint, tmp_path, capsys):
+    tasks, challenges, _ = small_files
+    out = tmp_path / "demo"
+    assert main(["demo", "--tasks", str(challenges), "--start", str(other_checkpoint), "--out", str(out),
+                 "--minutes", "0.2", "--json", "max_steps=3"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["scores"]["outputs"] == sum(len(t.test_inputs) for t in tasks)
+    _, puzzles, _ = load_for_inference(out / "run")
+    known = set(load_for_inference(other_checkpoint)[1].task_ids)
+    assert set(puzzles.task_ids) == known | {t.id for t in tasks}  # the start's tasks, then the demo's
+    state = json.loads((latest_checkpoint(out / "run") / "trainer_state.json").read_text())
+    assert state["step"] == 3 and state["train_weights"]  # every weight trained, for the steps asked
