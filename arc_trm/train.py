@@ -274,7 +274,7 @@ class Trainer:
         try:
             while True:
                 # every process acts on the main process's clock, so all of them re-plan and stop at one step
-                elapsed = broadcast_object_list([time.monotonic() - started])[0] if schedule.budget else 0.0
+                elapsed = broadcast_object_list([time.monotonic() - started])[0] if schedule.budget is not None else 0.0
                 if schedule.finished(self.step, elapsed):
                     break
                 log.bar.total = schedule.total

@@ -431,7 +431,8 @@ def test_bad_input_exits_2_with_one_line(fault, tiny_checkpoint, small_files, tm
 def test_predict_with_a_time_budget_stops_adapting_and_writes_a_valid_file(tiny_checkpoint, small_files, tmp_path,
                                                                            cli):
     """Known and unknown tasks, 100000 adaptation steps asked for: the budget, not the step count, ends
-    adaptation (seconds of tiny steps, not 100000), and the submission covers every task."""
+    adaptation (what prediction's measured cost leaves of 3 s, maybe nothing), and the submission covers
+    every task."""
     tasks, challenges, _ = small_files
     known = {t.id for t in tasks}
     unknown = [t for t in load_tasks("arc1-small") if t.id not in known][:2]
@@ -443,7 +444,7 @@ def test_predict_with_a_time_budget_stops_adapting_and_writes_a_valid_file(tiny_
     assert result.returncode == 0, result.stderr
     adapted = latest_checkpoint(tmp_path / "submission-adapted")
     assert adapted is not None
-    assert 1 <= json.loads((adapted / "trainer_state.json").read_text())["step"] < 100000
+    assert json.loads((adapted / "trainer_state.json").read_text())["step"] < 100000
     validate_submission(load_submission(out), tasks + unknown)
 
 

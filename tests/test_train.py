@@ -158,6 +158,15 @@ def test_a_replan_is_capped_by_max_steps_counts_from_the_resumed_step_and_keeps_
     assert Schedule(optim(), max_steps=None, time_budget=1000).replans[0] == 20  # the first point: 20 s at most
 
 
+def test_a_spent_budget_stops_training_before_its_first_step(small_files, tmp_path, accelerator):
+    """A budget of 0 s (what `predict --time-budget` leaves adaptation when prediction needs it all) is a
+    budget, not the absence of one: fit stops at once, where max_steps would allow 1000 steps."""
+    cfg = load_config("tiny-cpu", tiny_overrides(small_files[1]))
+    trainer = Trainer(cfg, tmp_path, training_data(cfg), accelerator, quiet=True)
+    trainer.fit(Schedule(cfg.optim, max_steps=1000, time_budget=0.0))
+    assert trainer.step == 0 and latest_checkpoint(tmp_path) is not None
+
+
 # ---- memorisation ----------------------------------------------------------------------------------------
 
 @pytest.mark.slow
