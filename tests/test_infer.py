@@ -25,7 +25,7 @@ from arc_trm.config import load_config
 from arc_trm.data import PuzzleSet, estimate_output_side
 from arc_trm.encoding import VOCAB_SIZE, decode, encode
 from arc_trm.errors import UserError
-from arc_trm.infer import Ballot, Predictor, submission_from_votes
+from arc_trm.infer import Ballot, Item, Predictor, merge_rounds, plan_rounds, submission_from_votes
 from arc_trm.pipeline import PASS_AT, results, solve
 from arc_trm.submission import FALLBACK_ATTEMPT_2, load_submission, make_submission, validate_submission
 from arc_trm.tasks import Task, load_tasks, write_kaggle_files
@@ -227,6 +227,47 @@ def test_probability_ranking_lets_confident_views_outweigh_more_votes(cfg, rank,
         assert ranked[0].log_prob > ranked[1].log_prob and ranked[0].scored == min(score_views, len(views))
     sub = submission_from_votes([task], votes)
     assert sub[task.id][0]["attempt_1"] == ranked[0].grid.tolist()
+
+
+# ---- rounds of views ----------------------------------------------------------------------------------
+def test_rounds_hold_the_views_in_order_identity_first_each_item_once():
+    """Tasks known with 3, 5 and 1 views (idB has two test inputs), and one task the puzzles do not know."""
+    tasks = [*identity_tasks(), identity_tasks(seed=1)[0]]
+    tasks[3].id = "unseen"
+    views = every_view(np.random.default_rng(6))
+    puzzles = PuzzleSet(["idA", "idB", "idC"], [views[:3], views[:5], views[:1]], [1, 4, 9])
+    rounds, views_of = plan_rounds(tasks, puzzles, None, seed=0)
+    assert len(rounds) == 5 and views_of["idB"] == views[:5] and views_of["idC"] == views[:1]
+    assert [it.view_index for it in rounds[0]] == [0] * 5 and all(views_of[t.id][0] == View() for t in tasks)
+    # round v: every test input of every task with more than v views, under view v, on that view's row
+    assert [[(it.task_index, it.test_index, it.row) for it in r] for r in rounds] == [
+        [(0, 0, 1), (1, 0, 4), (1, 1, 4), (2, 0, 9), (3, 0, 0)],
+        [(0, 0, 2), (1, 0, 5), (1, 1, 5)],
+        [(0, 0, 3), (1, 0, 6), (1, 1, 6)],
+        [(1, 0, 7), (1, 1, 7)],
+        [(1, 0, 8), (1, 1, 8)]]
+    assert len(views_of["unseen"]) == 1  # unknown: the blank row under its own views (n_views or 1)
+
+    capped, views_of = plan_rounds(tasks, puzzles, 2, seed=0)
+    assert len(capped) == 2 and capped == rounds[:1] + [rounds[1] + [Item(3, 0, 1, 0)]]
+    assert views_of["idB"] == views[:2] and len(views_of["unseen"]) == 2
+    # an unknown task's views are seeded by its id: the same whatever else is being solved
+    alone, alone_views = plan_rounds(tasks[3:], puzzles, 2, seed=0)
+    assert alone_views["unseen"] == views_of["unseen"] and [it.row for r in alone for it in r] == [0, 0]
+
+
+@pytest.mark.parametrize("sizes, min_items, merged", [
+    ([3, 2, 2, 2, 5, 1], 4, [3, 4, 7, 1]),  # round 0 alone, however small; then joined up to 4 or more
+    ([3, 2, 2, 2, 5, 1], 1, [3, 2, 2, 2, 5, 1]),  # full enough: unchanged
+    ([1, 1, 1, 1], 100, [1, 3]),  # few tasks, many views: one round after the identity's
+    ([6], 4, [6]),
+    ([], 4, []),
+])
+def test_merge_rounds_keeps_round_0_alone_and_fills_the_others(sizes, min_items, merged):
+    rounds = [[Item(r, i, r, 0) for i in range(n)] for r, n in enumerate(sizes)]
+    out = merge_rounds(rounds, min_items)
+    assert [len(r) for r in out] == merged
+    assert [it for r in out for it in r] == [it for r in rounds for it in r]  # every item once, in order
 
 
 # ---- exact inversion ----------------------------------------------------------------------------------

@@ -163,6 +163,47 @@ def test_weight_gradient_equals_one_recursion_from_the_no_grad_state():
     assert y_in.grad is not None and y_in.grad.abs().sum() > 0
 
 
+def scripted_halting(model: TRM, halts: torch.Tensor) -> list[int]:
+    """Make `model`'s supervision step k (0-based) answer token 2 + k in every cell, with the halt logits
+    `halts[:, k]`; returns the list of steps run, filled as they run."""
+    steps = []
+
+    def forward(tokens, puzzle_ids, y, z):
+        k = len(steps)
+        steps.append(k)
+        B, S, _ = tokens.shape
+        logits = F.one_hot(torch.full((B, S * S), 2 + k), VOCAB_SIZE).float() * 5.0
+        return y, z, logits, halts[:, k]
+
+    model.forward = forward
+    return steps
+
+
+def test_stop_on_halt_keeps_every_example_at_its_first_halting_step():
+    model = small_model(n_supervision=4)
+    tokens, ids, _, _ = random_inputs(model, 4, 3)
+    halts = torch.tensor([[-1.0, 2.0, -3.0, 1.0],  # halts at step 1 (and would not at 2: the first one counts)
+                          [-1.0, -1.0, 0.5, -1.0],  # step 2
+                          [3.0, 3.0, 3.0, 3.0],  # step 0
+                          [-1.0, -1.0, 0.0, 0.0]])  # never (0 is not > 0): the last step's answer
+    steps = scripted_halting(model, halts)
+    prediction, halt_prob, log_probs = model.predict(tokens, ids, stop_on_halt=True)
+    kept = [1, 2, 0, 3]
+    assert [int(p.unique()) for p in prediction] == [2 + k for k in kept]
+    torch.testing.assert_close(halt_prob, torch.sigmoid(halts[torch.arange(4), kept]))
+    assert torch.equal(log_probs.argmax(-1), prediction)
+    assert steps == [0, 1, 2, 3]  # example 3 never halted: every step ran
+
+    steps = scripted_halting(model, halts[:3])  # all three have halted by step 2: step 3 is not run
+    prediction, _, _ = model.predict(tokens[:3], ids[:3], stop_on_halt=True)
+    assert steps == [0, 1, 2] and [int(p.unique()) for p in prediction] == [3, 4, 2]
+
+    steps = scripted_halting(model, halts)  # without stop_on_halt: every step, the last one's answer
+    prediction, halt_prob, _ = model.predict(tokens, ids)
+    assert steps == [0, 1, 2, 3] and (prediction == 5).all()
+    torch.testing.assert_close(halt_prob, torch.sigmoid(halts[:, 3]))
+
+
 def test_puzzle_row_conditions_the_prediction():
     model = small_model()
     tokens, _, y, z = random_inputs(model, 1, 4)
@@ -214,10 +255,34 @@ def test_stablemax_against_its_formula_and_softmax():
     torch.testing.assert_close(token_losses(logits, labels, "softmax"),
                                -F.log_softmax(logits, -1)[..., 3])
     assert not torch.allclose(token_losses(logits, labels, "stablemax"), token_losses(logits, labels, "softmax"))
-    # stable-max stays finite where softmax's exponential would overflow in low precision
-    big = torch.tensor([[[1e4, -1e4, 0.0]]], dtype=torch.bfloat16)
-    assert torch.isfinite(token_losses(big, torch.tensor([[1]]), "stablemax")).all()
-    assert math.isclose(float(log_stablemax(big.double()).exp().sum()), 1.0, rel_tol=1e-9)
+
+
+def margin_loss(kind: str, margin: float, label: int) -> tuple[float, float]:
+    """(loss, d loss / d margin) of logits [margin, 0] (float32) for `label`."""
+    m = torch.tensor(margin, requires_grad=True)
+    loss = token_losses(torch.stack([m, torch.tensor(0.0)]).view(1, 1, 2), torch.tensor([[label]]), kind)[0, 0]
+    loss.backward()
+    return loss.item(), m.grad.item()
+
+
+@pytest.mark.parametrize("margin", [10.0, 1e2, 1e4])
+def test_a_confident_wrong_answer_costs_the_log_of_its_margin_under_stablemax(margin):
+    """Logits [m, 0] with the truth second: s = [m + 1, 1], so stable-max's loss is log(m + 2) and its
+    gradient 1 / (m + 2), where softmax's loss grows like m and its gradient stays near 1."""
+    loss, grad = margin_loss("stablemax", margin, label=1)
+    assert loss == pytest.approx(math.log(margin + 2), rel=1e-6) and grad == pytest.approx(1 / (margin + 2), rel=1e-5)
+    loss, grad = margin_loss("softmax", margin, label=1)
+    assert loss == pytest.approx(margin, rel=1e-3) and grad == pytest.approx(1.0, rel=1e-3)
+
+
+def test_stablemax_keeps_a_gradient_where_softmax_collapses():
+    """A right answer with margin 40 in float32: softmax's probability rounds to exactly 1, so its loss and
+    gradient vanish ("softmax collapse", the reason the reference uses stable-max); stable-max's
+    probability (m + 1) / (m + 2) keeps pushing the margin up."""
+    loss, grad = margin_loss("softmax", 40.0, label=0)
+    assert loss == 0.0 and grad == 0.0
+    loss, grad = margin_loss("stablemax", 40.0, label=0)
+    assert loss == pytest.approx(math.log(42 / 41), rel=1e-5) and grad == pytest.approx(-1 / (41 * 42), rel=1e-4)
 
 
 # ---- sparse sign-SGD on puzzle rows --------------------------------------------------------------------

