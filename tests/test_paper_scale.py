@@ -167,6 +167,7 @@ def test_pooled_votes_add_up_over_checkpoints(tiny_checkpoint, small_files, tmp_
     assert json.loads((tmp_path / "last" / "results.json").read_text())["checkpoints"] == [str(steps[-1])]
 
 
+@pytest.mark.slow
 def test_prediction_runs_in_bf16_in_a_fresh_process_with_the_votes_of_fp32(small_files, tmp_path, cli):
     """What the notebook runs on Kaggle's GPUs: `predict` in a new process, in the precision asked for
     (CPU autocast here). bf16 moves the halt probabilities a little, not the answers of a model trained a

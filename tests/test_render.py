@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ARC_TRM
 
 from arc_trm.cli import main
 from arc_trm.errors import UserError
@@ -73,10 +74,10 @@ def _png_size(path) -> tuple[int, int]:
 
 
 def _arc_trm(*args, cwd):
-    return subprocess.run(["arc-trm", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    return subprocess.run([ARC_TRM, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
-def test_show_svg_and_png(tmp_path, tasks):
+def test_show_svg_and_png(tmp_path, monkeypatch, tasks):
     ev = _write_eval_dir(tmp_path / "ev", tasks)
     task = _task(tasks, SOLVED_2)
     r = _arc_trm("show", SOLVED_2, "--dataset", "arc1-eval", "--submission", "ev", cwd=tmp_path)
@@ -89,10 +90,10 @@ def test_show_svg_and_png(tmp_path, tasks):
     assert "attempt 1 \u2717" in texts and "attempt 2 \u2713" in texts
     assert "rank 1: 12 votes, halt 0.91" in texts and "true output: rank 2" in texts
 
-    # a plain submission JSON: the same picture without votes, as PNG of the SVG's size
-    r = _arc_trm("show", SOLVED_2, "--dataset", "arc1-eval", "--submission", str(ev / "submission.json"),
-                 "--out", "t.png", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
+    # a plain submission JSON: the same picture without votes, as PNG of the SVG's size (in-process)
+    monkeypatch.chdir(tmp_path)
+    assert main(["show", SOLVED_2, "--dataset", "arc1-eval", "--submission", str(ev / "submission.json"),
+                 "--out", "t.png"]) == 0
     preds = load_predictions(ev / "submission.json", tasks)[SOLVED_2]
     lay = layout_task(task, preds)
     assert _png_size(tmp_path / "t.png") == (lay.width, lay.height)
