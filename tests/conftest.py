@@ -81,6 +81,13 @@ def small_files(tmp_path_factory):
     return chosen, challenges, solutions
 
 
+def _train_here(run: Path, challenges: Path) -> int:
+    """`arc-trm train` of the TINY config on the demonstrations of `challenges`, in-process."""
+    from arc_trm.cli import main
+
+    return main(["train", "--config", "tiny-cpu", "--out", str(run), f"data.held_out_tasks={challenges}", *TINY])
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory, small_files):
     """The run directory of a real 5-step tiny-cpu training on the demonstrations of `small_files`'
@@ -88,8 +95,7 @@ def tiny_checkpoint(tmp_path_factory, small_files):
     adapt and predict with on a CPU."""
     _, challenges, _ = small_files
     run = tmp_path_factory.mktemp("tiny") / "run"
-    result = _run("train", "--config", "tiny-cpu", "--out", run, f"data.held_out_tasks={challenges}", *TINY)
-    assert result.returncode == 0, result.stderr
+    assert _train_here(run, challenges) == 0
     return run
 
 
@@ -100,9 +106,7 @@ def other_checkpoint(tmp_path_factory, small_files):
     chosen = {t.id for t in small_files[0]}
     folder = tmp_path_factory.mktemp("other")
     write_kaggle_files([t for t in load_tasks("arc1-small") if t.id not in chosen][:3], folder / "other.json")
-    result = _run("train", "--config", "tiny-cpu", "--out", folder / "run",
-                  f"data.held_out_tasks={folder / 'other.json'}", *TINY)
-    assert result.returncode == 0, result.stderr
+    assert _train_here(folder / "run", folder / "other.json") == 0
     return folder / "run"
 
 

@@ -21,6 +21,7 @@ from torch import nn
 
 from arc_trm.augment import View
 from arc_trm.checkpoint import latest_checkpoint, load_for_inference
+from arc_trm.cli import main
 from arc_trm.config import load_config
 from arc_trm.data import PuzzleSet, estimate_output_side
 from arc_trm.encoding import VOCAB_SIZE, decode, encode
@@ -490,7 +491,7 @@ def test_predict_with_a_time_budget_stops_adapting_and_writes_a_valid_file(tiny_
 
 
 @pytest.mark.slow
-def test_evaluate_with_solutions_scores_and_writes_results(tiny_checkpoint, tmp_path, cli):
+def test_evaluate_with_solutions_scores_and_writes_results(tiny_checkpoint, tmp_path, cli, capsys):
     """Three small ARC-AGI-1 evaluation tasks, unseen by the checkpoint: adapt, predict, score."""
     held_out_tasks = {t.id: t for t in load_tasks("arc1-eval")}
     chosen = [held_out_tasks[i] for i in ("6ea4a07e", "4cd1b7b2", "66e6c45b")]  # grids up to 4x4
@@ -516,9 +517,8 @@ def test_evaluate_with_solutions_scores_and_writes_results(tiny_checkpoint, tmp_
         assert len(entries) == len(task.test_inputs)
         assert all(sum(c["votes"] for c in e["candidates"]) == 2 for e in entries)  # one per view
     assert "<html" in (out / "report.html").read_text().lower()
-    official = cli("score", out / "submission.json", "--solutions", challenges, "--json")
-    assert official.returncode == 0, official.stderr
-    assert json.loads(official.stdout)["score"] == scores["pass@2"] == scores["score"]
+    assert main(["score", str(out / "submission.json"), "--solutions", str(challenges), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["score"] == scores["pass@2"] == scores["score"]
 
 
 @pytest.mark.slow
@@ -535,7 +535,7 @@ def test_evaluate_without_solutions_predicts_and_validates(tiny_checkpoint, smal
     assert "no solutions" in result.stdout
     assert json.loads((out / "results.json").read_text())["scores"] is None
     assert "hidden outputs" in (out / "report.html").read_text()  # predictions drawn, nothing scored
-    assert cli("validate", out / "submission.json", "--tasks", challenges).returncode == 0
+    validate_submission(load_submission(out / "submission.json"), load_tasks(challenges))
 
 
 @pytest.mark.slow
@@ -559,7 +559,7 @@ def test_ctrl_c_during_adaptation_leaves_a_valid_submission(tiny_checkpoint, sma
 
 
 @pytest.mark.slow
-def test_demo_trains_for_its_budget_then_writes_and_scores_a_submission(small_files, tmp_path, cli):
+def test_demo_trains_for_its_budget_then_writes_and_scores_a_submission(small_files, tmp_path, cli, capsys):
     tasks, challenges, _ = small_files
     out = tmp_path / "demo"
     result = cli("demo", "--tasks", challenges, "--out", out, "--minutes", 0.1, "--json", "model.hidden=32",
@@ -568,8 +568,8 @@ def test_demo_trains_for_its_budget_then_writes_and_scores_a_submission(small_fi
     printed = json.loads(result.stdout)
     assert printed["out"] == str(out) and printed["seconds"] > 6
     assert printed["scores"]["outputs"] == sum(len(t.test_inputs) for t in tasks)
-    official = cli("score", out / "submission.json", "--solutions", challenges, "--json")
-    assert json.loads(official.stdout)["score"] == printed["scores"]["pass@2"]
+    assert main(["score", str(out / "submission.json"), "--solutions", str(challenges), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["score"] == printed["scores"]["pass@2"]
     saved = json.loads((out / "results.json").read_text())
     assert all(sum(c["votes"] for c in e["candidates"]) == 4 for t in tasks for e in saved["tasks"][t.id])
     trained = json.loads((out / "run" / "config.json").read_text())

@@ -9,18 +9,18 @@ this environment's packages (torch and the rest, as the Kaggle image has them) b
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import psutil
 import pytest
-from conftest import ARC_TRM
 
 from arc_trm.checkpoint import INFERENCE_FILES
+from arc_trm.cli import main
 from arc_trm.kaggle_run import Speed, adapt_seconds, run
 from arc_trm.kaggle_submit import NOTEBOOK
 from arc_trm.rehearse import execute_notebook, kernel_python
+from arc_trm.submission import load_submission, validate_submission
 from arc_trm.tasks import load_tasks, write_kaggle_files
 
 
@@ -35,10 +35,8 @@ def layout(tmp_path_factory, other_checkpoint, wheel_cache):
     competition = root / "input" / "arc-prize-2025"
     write_kaggle_files(tasks[:3], competition / "arc-agi_test_challenges.json")  # no solutions, as on Kaggle
     # the dataset exactly as `arc-trm submit` uploads it
-    stage = subprocess.run([ARC_TRM, "submit", "--kernel", "alice/arc-trm-test", "--checkpoint", str(other_checkpoint),
-                            "--staging", str(root / "stage"), "--dry-run", "--wheels-from", wheel_cache],
-                           capture_output=True, text=True, timeout=300)
-    assert stage.returncode == 0, stage.stderr[-3000:]
+    assert main(["submit", "--kernel", "alice/arc-trm-test", "--checkpoint", str(other_checkpoint),
+                 "--staging", str(root / "stage"), "--dry-run", "--wheels-from", wheel_cache]) == 0
     dataset = root / "stage" / "dataset"
     assert sorted(p.name for p in (dataset / "checkpoint").iterdir()) == sorted(INFERENCE_FILES)
     kernel_python(root / "venv")
@@ -60,11 +58,9 @@ def _execute(layout, name: str, budget: int, checkpoint: Path, **params: str) ->
 
 
 def _assert_valid(layout, submission: Path) -> None:
-    challenges = layout["competition"] / "arc-agi_test_challenges.json"
-    result = subprocess.run([ARC_TRM, "validate", str(submission), "--tasks", str(challenges)],
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("valid: 3 tasks"), result.stdout
+    tasks = load_tasks(layout["competition"] / "arc-agi_test_challenges.json")
+    assert len(tasks) == 3
+    validate_submission(load_submission(submission), tasks, file=str(submission))
 
 
 @pytest.mark.slow

@@ -174,9 +174,8 @@ def test_prediction_runs_in_bf16_in_a_fresh_process_with_the_votes_of_fp32(small
     little (40 steps: a 5-step model's logits are near ties that bf16 rounding flips)."""
     _, challenges, _ = small_files
     run = tmp_path / "run"
-    trained = cli("train", "--config", "tiny-cpu", "--out", run, f"data.held_out_tasks={challenges}", *TINY,
-                  "max_steps=40")
-    assert trained.returncode == 0, trained.stderr
+    assert main(["train", "--config", "tiny-cpu", "--out", str(run), f"data.held_out_tasks={challenges}", *TINY,
+                 "max_steps=40"]) == 0
     results = {}
     for precision in ("no", "bf16"):
         out = tmp_path / precision
