@@ -144,10 +144,10 @@ def _submit_here(tmp_path, monkeypatch, *args, credentials: bool = True) -> int:
 
 
 @pytest.mark.slow
-def test_submit_uploads_dataset_pushes_kernel_and_submits(tmp_path, fake_kaggle, inputs):
+def test_submit_uploads_dataset_pushes_kernel_and_submits(tmp_path, fake_kaggle, inputs, wheel_cache):
     checkpoint, notebook = inputs
     result = _submit(tmp_path, fake_kaggle, "--checkpoint", checkpoint, "--notebook", notebook, "--message",
-                     "first try")
+                     "first try", "--wheels-from", wheel_cache)  # no index needed for the dependency wheels
     assert result.returncode == 0, result.stdout + result.stderr
     methods = [m for m, _, _ in fake_kaggle.calls]
     # the dataset did not exist: created, then polled until ready, then the kernel, then the submission
