@@ -22,7 +22,9 @@ from conftest import ARC_TRM
 from conftest import TINY as TINY_RUN
 from safetensors.torch import load_file
 
+import arc_trm
 from arc_trm.checkpoint import INFERENCE_FILES, latest_checkpoint
+from arc_trm.cli import main
 from arc_trm.config import OptimConfig, load_config
 from arc_trm.data import training_data
 from arc_trm.encoding import canvas_side, decode, encode
@@ -397,6 +399,22 @@ def test_a_time_budget_ends_training_with_the_schedule_fitted_to_it(small_files,
     lr = load_config("tiny-cpu").optim.lr
     assert lines[-1]["lr"] < 0.5 * lr  # the cosine was fitted to the budget: it ended near its floor
     assert (tmp_path / "run" / "latest").exists()
+
+
+def test_a_time_budget_decides_the_length_unless_max_steps_is_given(small_files, tmp_path):
+    """`train --time-budget S`: the config's max_steps (3 here, in a config file) does not cap the run; the
+    same max_steps on the command line does."""
+    short = json.loads((Path(arc_trm.__file__).parent / "configs" / "tiny-cpu.json").read_text())
+    short["optim"]["max_steps"] = 3
+    config = tmp_path / "short.json"
+    config.write_text(json.dumps(short))
+    overrides = [o for o in tiny_overrides(small_files[1]) if not o.startswith("max_steps")]
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "budget"), "--time-budget", "4",
+                 "save_every=0", *overrides]) == 0
+    assert len(loss_lines(tmp_path / "budget")) > 3
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "steps"), "--time-budget", "4",
+                 "save_every=0", *overrides, "max_steps=3"]) == 0
+    assert len(loss_lines(tmp_path / "steps")) == 3
 
 
 # ---- config errors -----------------------------------------------------------------------------------------
