@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from arc_trm import __version__
-from arc_trm.adapt import adapt
+from arc_trm.adapt import MODES, adapt
 from arc_trm.bench import bench, format_table
 from arc_trm.checkpoint import find_checkpoint, pooled_checkpoints, read_config
 from arc_trm.config import RANK_RULES, add_train_arguments, load_config, sets_field
@@ -183,8 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="finish within S seconds (shared by the pooled checkpoints; with unseen tasks, "
                             "prediction's cost is measured and adaptation gets the rest)")
         p.add_argument("--no-adapt", action="store_true", help="do not adapt to tasks the checkpoint has not seen")
-        p.add_argument("--mode", choices=["rows", "full"], default="rows",
-                       help="adaptation: new puzzle rows only, or rows plus every weight")
+        p.add_argument("--mode", choices=MODES, default="full",
+                       help="adaptation: every weight and the new puzzle rows (default), or the rows only")
         p.add_argument("--adapt-steps", type=int, default=1000, help="adaptation steps (or until the budget)")
         p.add_argument("--stop-on-halt", action="store_true",
                        help="keep each view's answer from the first step its halt head says stop")
@@ -198,8 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="a run directory or checkpoint folder")
     p.add_argument("--tasks", required=True, help="a dataset name or a Kaggle challenges JSON")
     p.add_argument("--out", required=True, help="run directory for the adapted checkpoint (an existing one resumes)")
-    p.add_argument("--mode", choices=["rows", "full"], default="rows",
-                   help="train the new puzzle rows only, or rows plus every weight")
+    p.add_argument("--mode", choices=MODES, default="full",
+                   help="train every weight and the new puzzle rows (default), or the rows only")
     p.add_argument("--steps", type=int, default=1000, help="adaptation steps")
     p.add_argument("--time-budget", type=float, default=None, metavar="S", help="stop after S seconds")
     p.add_argument("--views", type=int, default=None, help="views (puzzle rows) per new task (default: config's)")
@@ -281,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", required=True, type=float, metavar="SECONDS", help="the notebook's time budget")
     p.add_argument("--processes", type=int, default=None, metavar="N",
                    help="processes per command (default: the notebook's, one per GPU)")
-    p.add_argument("--adapt-mode", choices=["rows", "full"], default=None, help="default: the notebook's")
+    p.add_argument("--adapt-mode", choices=MODES, default=None, help="default: the notebook's (full)")
     p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
                    help="the fake /kaggle/input, the venv, the executed notebook, submission.json and timings.json "
                         "(default: %(default)s)")

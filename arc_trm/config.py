@@ -80,7 +80,8 @@ RANK_RULES = ("votes", "probability")  # see infer.Ballot
 
 @dataclass
 class InferConfig:
-    rank: str = "votes"  # how candidates rank: "votes" (count, then mean halt probability) or "probability"
+    rank: str = "probability"  # how candidates rank: "probability" (the sum over views of each candidate's
+    # log-probability, then votes) or "votes" (count, then mean halt probability: the reference)
     score_views: int = 32  # rank=probability: views whose output distributions score every candidate
 
 

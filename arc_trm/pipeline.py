@@ -90,7 +90,7 @@ def plan(cfg: Config) -> dict:
 
 def solve(checkpoints: list[str | Path], tasks: list[Task], out: str | Path, accelerator: Accelerator, *,
           views: int | None = None, time_budget: float | None = None, no_adapt: bool = False,
-          adapt_dir: str | Path | None = None, adapt_mode: str = "rows", adapt_steps: int = 1000,
+          adapt_dir: str | Path | None = None, adapt_mode: str = "full", adapt_steps: int = 1000,
           stop_on_halt: bool = False, batch_size: int | None = None, rank: str | None = None) -> list[Votes]:
     """Adapt each checkpoint to the tasks it has not seen (unless `no_adapt`), then vote over views and
     write the submission `out`: valid from the first moment, improved as views complete, the votes of

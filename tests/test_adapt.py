@@ -89,7 +89,7 @@ def test_known_tasks_need_no_adaptation_and_bad_modes_are_refused(tiny_checkpoin
     out = tmp_path / "none"
     assert adapt(tiny_checkpoint, small_files[0], out, make_accelerator("no"), steps=2, quiet=True) == tiny_checkpoint
     assert not out.exists()
-    with pytest.raises(UserError, match="adapt mode must be one of rows, full"):
+    with pytest.raises(UserError, match="adapt mode must be one of full, rows"):
         adapt(tiny_checkpoint, small_files[0], out, make_accelerator("no"), mode="weights")
 
 
