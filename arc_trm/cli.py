@@ -93,9 +93,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> None:
     acc = make_accelerator(args.precision or load_config("tiny-cpu", args.overrides).run.mixed_precision)
-    res = demo(acc, args.tasks, args.out, args.minutes, args.overrides, start=args.start)
+    res = demo(acc, args.tasks, args.out, args.minutes, args.overrides, start=None if args.scratch else args.start)
     if args.json:
-        print(json.dumps({"scores": res["scores"], "seconds": res["seconds"], "out": args.out}))
+        print(json.dumps({"scores": res["scores"], "seconds": res["seconds"], "start": res["start"], "out": args.out}))
     else:
         print_scores(res, Path(args.out), as_json=False)
         print(f"demo finished in {res['seconds']:.0f} s")
@@ -225,9 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "the 46 ARC-AGI-1 training tasks whose grids are all at most 6x6)")
     p.add_argument("--out", default="runs/demo", help="output directory; the submission is OUT/submission.json")
     p.add_argument("--minutes", type=float, default=9.0, help="training budget in minutes (default: 9)")
-    p.add_argument("--start", metavar="CHECKPOINT", default=None,
-                   help="adapt this pretrained checkpoint (every weight) instead of training from scratch; it "
-                        "must not have been trained on any of the tasks")
+    p.add_argument("--start", metavar="CHECKPOINT", default="auto",
+                   help="adapt this pretrained checkpoint (every weight) instead of training from scratch; it must "
+                        "not have been trained on any of the tasks (default: the one shipped with the package, "
+                        "unless it was)")
+    p.add_argument("--scratch", action="store_true", help="train from scratch, without a pretrained start")
     p.add_argument("--json", action="store_true", help="print the scores as one JSON object")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="tiny-cpu config overrides")
     precision_option(p, "tiny-cpu's, no")

@@ -172,13 +172,14 @@ class ExampleTable:
     def __init__(self, puzzles: PuzzleSet, pairs: list[list[tuple[np.ndarray, np.ndarray]]], buckets: list[int],
                  placement: str = "random", seed: int = 0):
         self.puzzles, self.pairs, self.placement = puzzles, pairs, placement
-        rows = []  # (task, pair, view, side)
+        blocks = []  # per (task, pair): its rows (task, pair, view, side), one per view
         for t, task_pairs in enumerate(pairs):
+            views = np.arange(len(puzzles.views[t]))
             for p, (inp, out) in enumerate(task_pairs):
                 side = canvas_side(max(*inp.shape, *out.shape), tuple(buckets))
-                for v in range(len(puzzles.views[t])):
-                    rows.append((t, p, v, side))
-        table = np.array(rows, dtype=np.int64).reshape(-1, 4)
+                blocks.append(np.stack([np.full_like(views, t), np.full_like(views, p), views,
+                                        np.full_like(views, side)], axis=1))
+        table = np.concatenate(blocks).astype(np.int64) if blocks else np.zeros((0, 4), dtype=np.int64)
         self.task, self.pair, self.view, self.side = table.T
         self.by_bucket = {int(s): np.flatnonzero(self.side == s) for s in np.unique(self.side)}
         self.fixed = None  # (examples, 2) in [0, 1): the reference's placements, fixed for the run

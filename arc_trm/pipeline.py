@@ -39,6 +39,7 @@ from arc_trm.tasks import Task, load_tasks
 from arc_trm.train import Schedule, Trainer
 
 PASS_AT = (1, 2, 5, 10, 100)
+SHIPPED_START = Path(__file__).parent / "pretrained" / "tiny-cpu"  # what `arc-trm demo` adapts, when present
 PREDICT_SLACK = 1.25  # prediction's measured cost is reserved with this factor ...
 SAVE_SECONDS = 5.0  # ... plus this, for adaptation's last checkpoint and reloading it
 
@@ -77,7 +78,7 @@ def plan(cfg: Config) -> dict:
     table and the model built, and their sizes, the resolved step count and the canvas buckets' shares."""
     data = training_data(cfg)
     steps = data.steps_for_epochs(cfg.optim.epochs, cfg.optim.batch_size) if cfg.optim.epochs else cfg.optim.max_steps
-    model = TRM(cfg.model, data.puzzles.num_rows)
+    model = TRM(cfg.model, num_puzzles=1)  # the dense weights; the puzzle table's size is the layout's
     table = ExampleTable(data.puzzles, data.pairs, cfg.data.buckets)
     return {"config": cfg.name, "tasks": len(data.tasks), "examples": len(table),
             "sources": [dict(zip(("role", "source", "tasks", "pairs"), row)) for row in data.sources],
@@ -202,37 +203,47 @@ def print_scores(res: dict, out_dir: Path, as_json: bool) -> None:
 
 
 def demo(accelerator: Accelerator, source: str = "arc1-small", out_dir: str | Path = "runs/demo",
-         minutes: float = 9.0, overrides: list[str] = (), start: str | Path | None = None) -> dict:
+         minutes: float = 9.0, overrides: list[str] = (), start: str | Path | None = "auto") -> dict:
     """Train `tiny-cpu` on the demonstration pairs of `source` for `minutes` (the budget decides the step
     count unless max_steps is among the overrides), then vote over the views of their test inputs (which
-    were never trained on), write and score the submission. With `start` (a pretrained checkpoint), the
-    training is a full adaptation of it to the tasks instead; a checkpoint that was trained on any of the
-    tasks is refused, so the score stays one of tasks never seen."""
+    were never trained on), write and score the submission.
+
+    Training starts from a pretrained checkpoint and adapts it (every weight) when there is one: `start`,
+    or with "auto" the package's SHIPPED_START (none: from scratch). A start that was trained on any of the
+    tasks is refused (with "auto": not used), so the score is always one of tasks never seen."""
     started = time.monotonic()
     tasks = load_tasks(source)
     if any(t.test_outputs is None for t in tasks):
         raise UserError(f"demo: {source} has no solutions to score against")
+    cfg = load_config("tiny-cpu", [f"data.held_out_tasks={source}", "data.train_tasks=", "eval_every=0", *overrides])
+    if start == "auto":
+        start = SHIPPED_START if latest_checkpoint(SHIPPED_START) else None
+        if start is not None and seen_in_training(start, tasks):
+            print(f"demo: {start} was pretrained on some of these tasks: training from scratch", file=sys.stderr)
+            start = None
+    elif start is not None and (seen := seen_in_training(start, tasks)):
+        raise UserError(f"demo: --start {start} was trained on task {seen[0]} of {source} ({len(seen)} of its "
+                        "tasks); its score would not be of unseen tasks")
     out_dir = Path(out_dir)
     run_dir = out_dir / "run"
     shutil.rmtree(run_dir, ignore_errors=True)  # the demo always trains afresh
     if start is not None:
-        seen = sorted({t.id for t in tasks} & set(load_for_inference(start)[1].task_ids))
-        if seen:
-            raise UserError(f"demo: --start {start} was trained on task {seen[0]} of {source} "
-                            f"({len(seen)} of its tasks); its score would not be of unseen tasks")
         print(f"demo: adapting {start} (every weight) to the demonstrations of {len(tasks)} tasks of {source} "
               f"for {minutes:g} min", file=sys.stderr)
-        steps = next((int(o.partition("=")[2]) for o in overrides if sets_field([o], "max_steps")), None)
+        steps = cfg.optim.max_steps if sets_field(overrides, "max_steps") else None
         adapt(start, tasks, run_dir, accelerator, mode="full", steps=steps, time_budget=60 * minutes,
               overrides=[o for o in overrides if not sets_field([o], "max_steps")])
     else:
-        cfg = load_config("tiny-cpu", [f"data.held_out_tasks={source}", "data.train_tasks=", "eval_every=0",
-                                       *overrides])
         print(f"demo: training tiny-cpu on the demonstrations of {len(tasks)} tasks of {source} "
               f"for {minutes:g} min", file=sys.stderr)
         train(cfg, run_dir, accelerator, time_budget=60 * minutes,
               budget_decides=not sets_field(overrides, "max_steps"))
     print("demo: predicting their test inputs with voting over views", file=sys.stderr)
-    res = evaluate([run_dir], tasks, source, out_dir, accelerator, no_adapt=True)
-    res["seconds"] = time.monotonic() - started
+    res = evaluate([run_dir], tasks, source, out_dir, accelerator, no_adapt=True, rank=cfg.infer.rank)
+    res["seconds"], res["start"] = time.monotonic() - started, str(start) if start else None
     return res
+
+
+def seen_in_training(checkpoint: str | Path, tasks: list[Task]) -> list[str]:
+    """The ids of `tasks` that `checkpoint` has puzzle rows for (was trained on), sorted."""
+    return sorted({t.id for t in tasks} & set(load_for_inference(checkpoint)[1].task_ids))
