@@ -562,8 +562,8 @@ def test_ctrl_c_during_adaptation_leaves_a_valid_submission(tiny_checkpoint, sma
 def test_demo_trains_for_its_budget_then_writes_and_scores_a_submission(small_files, tmp_path, cli, capsys):
     tasks, challenges, _ = small_files
     out = tmp_path / "demo"
-    result = cli("demo", "--tasks", challenges, "--out", out, "--minutes", 0.1, "--json", "model.hidden=32",
-                 "model.heads=2", "model.puzzle_dim=32", "views=4", "batch_size=8")
+    result = cli("demo", "--tasks", challenges, "--out", out, "--minutes", 0.1, "--scratch", "--json",
+                 "model.hidden=32", "model.heads=2", "model.puzzle_dim=32", "views=4", "batch_size=8")
     assert result.returncode == 0, result.stderr
     printed = json.loads(result.stdout)
     assert printed["out"] == str(out) and printed["seconds"] > 6

@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from arc_trm import pipeline
 from arc_trm.checkpoint import latest_checkpoint, load_for_inference
 from arc_trm.cli import main
 
@@ -29,3 +30,26 @@ def test_demo_adapts_an_unrelated_start_and_scores(small_files, other_checkpoint
     assert set(puzzles.task_ids) == known | {t.id for t in tasks}  # the start's tasks, then the demo's
     state = json.loads((latest_checkpoint(out / "run") / "trainer_state.json").read_text())
     assert state["step"] == 3 and state["train_weights"]  # every weight trained, for the steps asked
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shipped", ["tiny_checkpoint", "other_checkpoint"])
+def test_demo_by_default_adapts_the_shipped_start_unless_it_saw_the_tasks(shipped, small_files, tmp_path, capsys,
+                                                                           monkeypatch, request):
+    """With no --start the demo adapts the package's checkpoint; one pretrained on a scored task is set
+    aside (a note on stderr) and the demo trains from scratch, with the overrides given."""
+    start = request.getfixturevalue(shipped)
+    monkeypatch.setattr(pipeline, "SHIPPED_START", start)
+    tasks, challenges, _ = small_files
+    out = tmp_path / "demo"
+    assert main(["demo", "--tasks", str(challenges), "--out", str(out), "--minutes", "0.2", "--json",
+                 "max_steps=2", "model.hidden=32", "model.heads=2", "model.puzzle_dim=32", "views=4"]) == 0
+    captured = capsys.readouterr()
+    printed = json.loads(captured.out)
+    trained_on = set(load_for_inference(out / "run")[1].task_ids)
+    if shipped == "tiny_checkpoint":  # trained on these very tasks
+        assert "pretrained on some of these tasks: training from scratch" in captured.err
+        assert printed["start"] is None and trained_on == {t.id for t in tasks}
+    else:
+        assert printed["start"] == str(start)
+        assert trained_on == set(load_for_inference(start)[1].task_ids) | {t.id for t in tasks}
