@@ -7,8 +7,10 @@ opposite order. Translation, the third augmentation of the paper, is not part of
 a grid on its canvas during training (data.ExampleTable.encode).
 """
 
+import math
 import re
 from dataclasses import dataclass
+from itertools import permutations
 
 import numpy as np
 
@@ -96,20 +98,38 @@ class TaskImages:
         shapes, cells = self.images[d]
         return shapes + colours[cells].tobytes()
 
+    def count_distinct(self, permute_background: bool, limit: int) -> int | None:
+        """How many distinct augmented tasks the views can make, counted by trying every dihedral id with
+        every map of the colours the task uses; None when that is over `limit` tries."""
+        used = np.unique(self.images[0][1]).tolist()
+        moved = [c for c in used if permute_background or c != 0]  # colour 0 stays unless permute_background
+        targets = range(10) if permute_background else range(1, 10)
+        if 8 * math.perm(len(targets), len(moved)) > limit:
+            return None
+        colours = np.arange(10, dtype=np.uint8)
+        contents = set()
+        for image in permutations(targets, len(moved)):
+            colours[moved] = image
+            contents.update(self.content(d, colours) for d in range(8))
+        return len(contents)
+
 
 def sample_views(task: Task, n: int, rng: np.random.Generator, permute_background: bool = False,
                  max_tries: int | None = None) -> list[View]:
     """Up to `n` views giving distinct augmented tasks; the first is always the identity.
 
     Views whose augmented task has the same content as an earlier one are dropped (as the reference
-    does), so a very symmetric task may get fewer than `n`. Draws as `random_view` does.
+    does), so a task with few colours or much symmetry may get fewer than `n`. Draws as `random_view`
+    does. When a task can make fewer distinct augmented tasks than the tries allowed (few colours), they
+    are counted first and drawing stops once all are found: the same views, without the futile tries.
     """
     images = TaskImages(task)
     colours = np.arange(10, dtype=np.uint8)  # colour 0 stays unless permute_background
     views, seen = [View()], {images.content(0, colours)}
     tries = max_tries if max_tries is not None else 20 * n
+    reachable = images.count_distinct(permute_background, limit=tries)
     for _ in range(tries):
-        if len(views) >= n:
+        if len(views) >= n or len(views) == reachable:
             break
         d = int(rng.integers(8))
         if permute_background:

@@ -125,3 +125,17 @@ def test_symmetric_task_gets_fewer_views():
     assert len(views) == 9
     images = TaskImages(_task([dot] * 3))
     assert len({images.content(v.dihedral, np.array(v.colours, np.uint8)) for v in views}) == 9
+
+
+def test_views_of_a_task_with_few_colours_are_counted_and_all_found():
+    # two colours on an L shape (no symmetry): 8 dihedral ids x 9 x 8 colour maps, all distinct
+    grid = np.zeros((3, 3), dtype=np.uint8)
+    grid[:, 0], grid[2, :] = 1, 2
+    task = _task([grid] * 3)
+    images = TaskImages(task)
+    assert images.count_distinct(permute_background=False, limit=10_000) == 8 * 9 * 8
+    assert images.count_distinct(permute_background=True, limit=10_000) == 8 * 10 * 9 * 8
+    assert images.count_distinct(permute_background=False, limit=100) is None  # 576 maps to try: too many
+    views = sample_views(task, 1000, np.random.default_rng(0))  # 20,000 tries allowed; stops at all 576
+    assert len(views) == 576
+    assert len({images.content(v.dihedral, np.array(v.colours, np.uint8)) for v in views}) == 576
