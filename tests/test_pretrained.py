@@ -8,6 +8,7 @@ import pytest
 from arc_trm import pipeline
 from arc_trm.checkpoint import latest_checkpoint, load_for_inference
 from arc_trm.cli import main
+from arc_trm.tasks import load_tasks
 
 
 def test_demo_refuses_a_start_trained_on_its_tasks(small_files, tiny_checkpoint, tmp_path, cli_error):
@@ -15,6 +16,19 @@ def test_demo_refuses_a_start_trained_on_its_tasks(small_files, tiny_checkpoint,
     cli_error(["demo", "--tasks", str(challenges), "--start", str(tiny_checkpoint), "--out", str(tmp_path / "d")],
               "--start", "was trained on task", "3 of its tasks")
     assert not (tmp_path / "d" / "run").exists()
+
+
+def test_the_shipped_start_saw_no_task_the_demo_or_an_evaluation_set_scores():
+    """The checkpoint shipped for `arc-trm demo` (built by scripts/pretrain_demo.py) was pretrained only on
+    ARC-AGI-1 training tasks with a grid over 8x8: none of those up to 8x8 (arc1-small and the split the
+    settings were chosen on) and none of any evaluation set. It loads, and stays a few MB."""
+    start = pipeline.SHIPPED_START
+    assert latest_checkpoint(start) is not None
+    cfg, puzzles, _ = load_for_inference(start)
+    assert cfg.data.train_tasks == ["arc1-train:over=8:max_side=12"] and len(puzzles.task_ids) == 150
+    for source in ("arc1-train:max_side=8", "arc1-eval", "arc2-eval", "kaggle2025-eval"):
+        assert pipeline.seen_in_training(start, load_tasks(source)) == [], source
+    assert sum(f.stat().st_size for f in start.iterdir()) < 4_000_000
 
 
 @pytest.mark.slow
