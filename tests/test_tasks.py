@@ -18,6 +18,7 @@ EXPECTED_COUNTS = {
     "kaggle2025-train": (1000, 1076),
     "kaggle2025-eval": (120, 172),
     "arc1-small": (46, 53),
+    "arc2-new": (233, 274),
 }
 
 
@@ -41,6 +42,13 @@ def test_dataset_loads(name):
             assert grid.max() <= 9, task.id
     if name == "arc1-small":
         assert all(t.max_side(with_test_outputs=True) <= SMALL_SIDE for t in tasks)
+
+
+def test_arc2_new_holds_no_arc1_task_and_every_other_arc2_training_task():
+    new = {t.id for t in load_tasks("arc2-new")}
+    arc1 = {t.id for name in ("arc1-train", "arc1-eval") for t in load_tasks(name)}
+    assert not new & arc1
+    assert new | ({t.id for t in load_tasks("arc2-train")} & arc1) == {t.id for t in load_tasks("arc2-train")}
 
 
 def test_unknown_source_is_a_user_error():
