@@ -164,6 +164,16 @@ def load_for_resume(ckpt: Path, accelerator) -> dict:
     }
 
 
+def read_puzzles(path: str | Path) -> PuzzleSet:
+    """The puzzle layout (task ids and their rows) of a checkpoint folder or run directory, without the
+    weights: enough to tell which tasks it was trained on."""
+    ckpt = find_checkpoint(path)
+    try:
+        return PuzzleSet.from_json((ckpt / PUZZLES_FILE).read_text())
+    except (OSError, ValueError, KeyError) as e:
+        raise UserError(f"checkpoint {ckpt}: {PUZZLES_FILE} is missing or corrupt ({e})") from None
+
+
 def load_for_inference(path: str | Path, use_ema: bool = True) -> tuple[Config, PuzzleSet, TRM]:
     """The config, puzzle layout and model of a checkpoint folder or run directory (EMA weights laid
     over the weights when saved). Missing or corrupt files raise UserError naming them."""
@@ -172,10 +182,7 @@ def load_for_inference(path: str | Path, use_ema: bool = True) -> tuple[Config, 
 
     ckpt = find_checkpoint(path)
     cfg = read_config(ckpt)
-    try:
-        puzzles = PuzzleSet.from_json((ckpt / PUZZLES_FILE).read_text())
-    except (OSError, ValueError, KeyError) as e:
-        raise UserError(f"checkpoint {ckpt}: {PUZZLES_FILE} is missing or corrupt ({e})") from None
+    puzzles = read_puzzles(ckpt)
     model = TRM(cfg.model, puzzles.num_rows)
     try:
         weights = load_file(ckpt / MODEL_FILE)
