@@ -164,10 +164,9 @@ def load_for_resume(ckpt: Path, accelerator) -> dict:
     }
 
 
-def read_puzzles(path: str | Path) -> PuzzleSet:
-    """The puzzle layout (task ids and their rows) of a checkpoint folder or run directory, without the
-    weights: enough to tell which tasks it was trained on."""
-    ckpt = find_checkpoint(path)
+def read_puzzles(ckpt: Path) -> PuzzleSet:
+    """The puzzle layout (task ids and their rows) of a checkpoint folder, without the weights: enough to
+    tell which tasks it was trained on."""
     try:
         return PuzzleSet.from_json((ckpt / PUZZLES_FILE).read_text())
     except (OSError, ValueError, KeyError) as e:

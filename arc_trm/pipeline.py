@@ -18,7 +18,7 @@ from accelerate import Accelerator
 
 from arc_trm.adapt import adapt, unknown_tasks
 from arc_trm.atomic import atomic_write_json
-from arc_trm.checkpoint import check_resumable, latest_checkpoint, load_for_inference, read_puzzles
+from arc_trm.checkpoint import check_resumable, find_checkpoint, latest_checkpoint, load_for_inference, read_puzzles
 from arc_trm.config import Config, load_config, sets_field
 from arc_trm.data import ExampleTable, training_data
 from arc_trm.errors import UserError
@@ -246,4 +246,4 @@ def demo(accelerator: Accelerator, source: str = "arc1-small", out_dir: str | Pa
 
 def seen_in_training(checkpoint: str | Path, tasks: list[Task]) -> list[str]:
     """The ids of `tasks` that `checkpoint` has puzzle rows for (was trained on), sorted."""
-    return sorted({t.id for t in tasks} & set(read_puzzles(checkpoint).task_ids))
+    return sorted({t.id for t in tasks} & set(read_puzzles(find_checkpoint(checkpoint)).task_ids))

