@@ -191,8 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--batch-size", type=int, default=None, help="views per batch (default: 256)")
         p.add_argument("--rank", choices=RANK_RULES, default=None,
                        help="how candidates rank (default: the checkpoint's infer.rank): votes, then mean halt "
-                            "probability; or probability: each candidate's log-probability summed over the first "
-                            "infer.score_views views")
+                            "probability; probability: each candidate's log-probability summed over the first "
+                            "infer.score_views views; consensus: probability, with each shape's best grid by "
+                            "that sum entered too (see docs/solving.md)")
 
     p = sub.add_parser("adapt", help="teach a checkpoint unseen tasks from their demonstrations")
     p.add_argument("--checkpoint", required=True, help="a run directory or checkpoint folder")

@@ -75,14 +75,15 @@ class OptimConfig:
     halt_exploration: float = 0.1  # probability an example gets a random minimum number of steps
 
 
-RANK_RULES = ("votes", "probability")  # see infer.Ballot
+RANK_RULES = ("votes", "probability", "consensus")  # see infer.Ballot
 
 
 @dataclass
 class InferConfig:
-    rank: str = "probability"  # how candidates rank: "probability" (the sum over views of each candidate's
-    # log-probability, then votes) or "votes" (count, then mean halt probability: the reference)
-    score_views: int = 32  # rank=probability: views whose output distributions score every candidate
+    rank: str = "consensus"  # how candidates rank: "probability" (the sum over views of each candidate's
+    # log-probability, then votes), "consensus" (the same, with each shape's best grid by that sum entered
+    # even if no view voted for it) or "votes" (count, then mean halt probability: the reference)
+    score_views: int = 32  # rank=probability or consensus: views whose output distributions score candidates
 
 
 @dataclass

@@ -3,8 +3,8 @@
 Every test input is run under V views of its task (the views its puzzle rows were trained under),
 batched across tasks and views of one canvas bucket. Each predicted canvas is cropped to a grid
 (encoding.decode), mapped back by the inverse view and counted as a vote for that grid; candidates
-rank by (vote count, mean halt probability), and the top two are attempt_1 and attempt_2 (attempt_2
-repeats attempt_1 when there is one candidate).
+rank by one of Ballot's rules (the views' summed log-probabilities by default, see Ballot), and the top
+two are attempt_1 and attempt_2 (attempt_2 repeats attempt_1 when there is one candidate).
 
 Views are processed in rounds (the identity view of every task first), and after each round the
 submission is rewritten atomically, so a time budget, a Ctrl-C or a crash always leaves a valid file
@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from arc_trm.augment import View
+from arc_trm.augment import DIHEDRAL_INVERSE, View, dihedral
 from arc_trm.config import Config
 from arc_trm.data import PuzzleSet, estimate_output_side
-from arc_trm.encoding import PAD, canvas_side, decode, encode
+from arc_trm.encoding import COLOUR0, PAD, canvas_side, decode, encode
 from arc_trm.errors import UserError
 from arc_trm.model import TRM
 from arc_trm.submission import fallback_submission, make_submission, write_submission
@@ -60,6 +60,20 @@ def view_log_prob(grid: np.ndarray, view: View, log_probs: np.ndarray) -> float:
     return float(log_probs[r, c, tokens[r, c]].astype(np.float64).sum())
 
 
+def cell_log_probs(shape: tuple[int, int], view: View, log_probs: np.ndarray) -> np.ndarray | None:
+    """(h, w, 10) log p(cell (i, j) has colour c) under one view's output distribution, for a grid of
+    `shape` in the original frame: the view's colour cells read at the view's image of each cell and
+    colour, then mapped back through the inverse dihedral transform. None when the shape, under the
+    view, does not fit its canvas. `log_probs` is (S, S, 12)."""
+    h, w = dihedral(np.empty(shape, dtype=np.uint8), view.dihedral).shape
+    if max(h, w) > log_probs.shape[0]:
+        return None
+    # in the view's frame, original colour c is the view's colour colours[c], token COLOUR0 + colours[c]
+    seen = log_probs[:h, :w, COLOUR0 + np.asarray(view.colours)].astype(np.float32)
+    back = DIHEDRAL_INVERSE[view.dihedral]
+    return np.stack([dihedral(seen[..., c], back) for c in range(10)], axis=-1)
+
+
 def grid_key(grid: np.ndarray) -> bytes:
     """A grid's identity for voting: its shape and its cells."""
     return np.asarray(grid.shape, dtype=np.int32).tobytes() + grid.astype(np.uint8).tobytes()
@@ -72,11 +86,14 @@ class Ballot:
     `rule` ranks them: "votes" (the reference) by vote count, then mean halt probability; "probability"
     by the product of experts over views: the sum over the first `max_evidence` views of log p(candidate)
     under each view's output distribution, mapped through that view (`view_log_prob`), then by votes.
-    Any view's distribution scores every candidate, including those it did not vote for.
+    Any view's distribution scores every candidate, including those it did not vote for. "consensus"
+    ranks as "probability" but also enters, for each shape among the candidates, the grid that the
+    product of experts rates best of all grids of that shape (`consensus`): views that each miss a few
+    cells, different ones, can agree on a grid none of them voted for.
     """
 
     rule: str = "votes"
-    max_evidence: int = 32  # views kept to score candidates (rule "probability"); memory grows with it
+    max_evidence: int = 32  # views kept to score candidates (rules "probability", "consensus"); memory grows with it
     candidates: dict[bytes, Candidate] = field(default_factory=dict)
     evidence: list[tuple[View, np.ndarray]] = field(default_factory=list)  # (view, (S, S, 12) float16 log-probs)
 
@@ -85,7 +102,7 @@ class Ballot:
         cand = self.candidates.setdefault(grid_key(grid), Candidate(grid))
         cand.votes += votes
         cand.halt_sum += halt_prob * votes
-        if self.rule == "probability" and log_probs is not None and len(self.evidence) < self.max_evidence:
+        if self.rule != "votes" and log_probs is not None and len(self.evidence) < self.max_evidence:
             self.evidence.append((view, log_probs.astype(np.float16)))
 
     def merge(self, other: "Ballot") -> None:
@@ -102,7 +119,24 @@ class Ballot:
         for c in self.candidates.values():  # evidence only grows, so each (candidate, view) is scored once
             c.log_prob += sum(view_log_prob(c.grid, v, lp) for v, lp in self.evidence[c.scored:])
             c.scored = len(self.evidence)
-        return sorted(self.candidates.values(), key=lambda c: (-c.log_prob, -c.votes, -c.halt_prob))
+        entered = self.consensus() if self.rule == "consensus" else []
+        return sorted([*self.candidates.values(), *entered], key=lambda c: (-c.log_prob, -c.votes, -c.halt_prob))
+
+    def consensus(self) -> list[Candidate]:
+        """For each shape among the candidates, the grid of that shape with the largest summed log-probability
+        over the evidence views, when no view voted for it (votes 0, scored like the others). The colour
+        cells' terms add up cell by cell and the EOS edge's depend on the shape alone, so the best grid takes
+        in each cell the colour whose log-probability, summed over the views, is largest."""
+        found = []
+        for shape in {c.grid.shape for c in self.candidates.values()}:
+            tables = [cell_log_probs(shape, v, lp) for v, lp in self.evidence]
+            if any(t is None for t in tables):  # some view cannot hold the shape: every such grid scores -inf
+                continue
+            grid = np.argmax(sum(tables), axis=-1).astype(np.uint8)
+            if grid_key(grid) not in self.candidates:
+                found.append(Candidate(grid, log_prob=sum(view_log_prob(grid, v, lp) for v, lp in self.evidence),
+                                       scored=len(self.evidence)))
+        return found
 
     def top_two(self) -> tuple[np.ndarray, np.ndarray] | None:
         ranked = self.ranked()
@@ -252,7 +286,7 @@ class Predictor:
                 with self.accelerator.autocast():
                     pred, halt, log_probs = self.model.predict(tokens, rows, stop_on_halt=self.stop_on_halt)
                 pred, halt = pred.cpu().numpy(), halt.float().cpu().numpy()
-                scoring = self.cfg.infer.rank == "probability"
+                scoring = self.cfg.infer.rank != "votes"
                 log_probs = log_probs.half().cpu().numpy() if scoring else [None] * len(chunk)
                 for (it, _), canvas, h, lp in zip(chunk, pred, halt, log_probs):
                     task = tasks[it.task_index]

@@ -146,7 +146,7 @@ def results(tasks: list[Task], votes: Votes, submission: dict, source: str) -> d
     if all(t.test_outputs is not None for t in tasks):
         n = len(ranks)
         hits = {f"pass@{k}": sum(r is not None and r <= k for r in ranks) for k in PASS_AT}
-        hits["oracle"] = sum(r is not None for r in ranks)  # any view right
+        hits["oracle"] = sum(r is not None for r in ranks)  # any candidate right (a view's vote, or the consensus)
         scores = {name: hit / n for name, hit in hits.items()}
         official = score_submission(submission, tasks)
         scores.update(score=official["score"], task_score=official["task_score"],

@@ -159,7 +159,8 @@ def test_one_candidate_fills_both_attempts_and_no_candidate_keeps_the_base():
 
 
 def test_predict_votes_by_count_then_halt_across_views(cfg):
-    """Through Predictor: the views of one test input disagree; counts decide first, halt breaks ties."""
+    """Through Predictor, ranked by votes: the views of one test input disagree; counts decide first, halt
+    breaks ties."""
     task = identity_tasks()[0]
     views = every_view(np.random.default_rng(1))[:5]
     puzzles = puzzle_set([task], views)
@@ -173,6 +174,7 @@ def test_predict_votes_by_count_then_halt_across_views(cfg):
         want, halt = script[v]
         return encode(views[v].apply(want), canvas.shape[0]), halt
 
+    cfg.infer.rank = "votes"
     votes = predictor(StubModel(answer), cfg, puzzles).predict([task], progress=False)
     ranked = votes[task.id][0].ranked()
     assert [(c.votes, c.halt_prob) for c in ranked] == [(2, pytest.approx(0.4)), (2, pytest.approx(0.2)),
@@ -228,6 +230,39 @@ def test_probability_ranking_lets_confident_views_outweigh_more_votes(cfg, rank,
         assert ranked[0].log_prob > ranked[1].log_prob and ranked[0].scored == min(score_views, len(views))
     sub = submission_from_votes([task], votes)
     assert sub[task.id][0]["attempt_1"] == ranked[0].grid.tolist()
+
+
+@pytest.mark.parametrize("rank", ["votes", "probability", "consensus"])
+def test_consensus_enters_the_grid_the_views_agree_on_cell_by_cell(cfg, rank):
+    """Five views each vote for the truth with one cell wrong, a different cell each (0.5 on their wrong
+    colour, 0.4 on the truth's). No view votes for the truth, so votes and probability cannot rank it;
+    consensus sums each cell's log-probabilities over the views (mapped back through them: every view
+    transposes or rotates and recolours) and enters the truth, which then beats every voted grid."""
+    task = identity_tasks()[0]
+    views = every_view(np.random.default_rng(7))[2:7]
+    puzzles = puzzle_set([task], views)
+    x = task.test_inputs[0]  # 3x5
+    misses = []
+    for v, cell in enumerate([(0, 0), (0, 4), (1, 2), (2, 1), (2, 3)]):
+        miss = x.copy()
+        miss[cell] = (miss[cell] + 1 + v) % 10
+        misses.append(miss)
+
+    def answer(row, canvas):
+        v = row - puzzles.first_row[0]
+        miss, truth = (encode(views[v].apply(g), canvas.shape[0]) for g in (misses[v], x))
+        return miss, 0.5, truth, 0.4, 0.5
+
+    cfg.infer.rank = rank
+    votes = predictor(MixtureStub(answer), cfg, puzzles).predict([task], progress=False)
+    ranked = votes[task.id][0].ranked()
+    assert sorted(c.grid.tolist() for c in ranked if c.votes) == sorted(m.tolist() for m in misses)
+    if rank == "consensus":
+        assert ranked[0].grid.tolist() == x.tolist() and ranked[0].votes == 0 and len(ranked) == 6
+        assert ranked[0].log_prob > ranked[1].log_prob and ranked[0].scored == len(views)
+        assert submission_from_votes([task], votes)[task.id][0]["attempt_1"] == x.tolist()
+    else:
+        assert len(ranked) == 5 and x.tolist() not in [c.grid.tolist() for c in ranked]
 
 
 # ---- rounds of views ----------------------------------------------------------------------------------
