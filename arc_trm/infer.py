@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from arc_trm.augment import DIHEDRAL_INVERSE, View, dihedral
+from arc_trm.augment import View, dihedral
 from arc_trm.config import Config
 from arc_trm.data import PuzzleSet, estimate_output_side
 from arc_trm.encoding import COLOUR0, PAD, canvas_side, decode, encode
@@ -62,16 +62,16 @@ def view_log_prob(grid: np.ndarray, view: View, log_probs: np.ndarray) -> float:
 
 def cell_log_probs(shape: tuple[int, int], view: View, log_probs: np.ndarray) -> np.ndarray | None:
     """(h, w, 10) log p(cell (i, j) has colour c) under one view's output distribution, for a grid of
-    `shape` in the original frame: the view's colour cells read at the view's image of each cell and
-    colour, then mapped back through the inverse dihedral transform. None when the shape, under the
-    view, does not fit its canvas. `log_probs` is (S, S, 12)."""
-    h, w = dihedral(np.empty(shape, dtype=np.uint8), view.dihedral).shape
-    if max(h, w) > log_probs.shape[0]:
+    `shape` in the original frame: each cell and colour read where the view puts them. None when the
+    shape, under the view, does not fit its canvas. `log_probs` is (S, S, 12)."""
+    cells = dihedral(np.arange(shape[0] * shape[1]).reshape(shape), view.dihedral)  # the original cell at each
+    if max(cells.shape) > log_probs.shape[0]:  # position of the view's frame
         return None
+    h, w = cells.shape
+    table = np.empty((cells.size, 10), dtype=np.float32)
     # in the view's frame, original colour c is the view's colour colours[c], token COLOUR0 + colours[c]
-    seen = log_probs[:h, :w, COLOUR0 + np.asarray(view.colours)].astype(np.float32)
-    back = DIHEDRAL_INVERSE[view.dihedral]
-    return np.stack([dihedral(seen[..., c], back) for c in range(10)], axis=-1)
+    table[cells.ravel()] = log_probs[:h, :w, COLOUR0 + np.asarray(view.colours)].reshape(-1, 10)
+    return table.reshape(*shape, 10)
 
 
 def grid_key(grid: np.ndarray) -> bytes:
