@@ -3,8 +3,9 @@
 Every test input is run under V views of its task (the views its puzzle rows were trained under),
 batched across tasks and views of one canvas bucket. Each predicted canvas is cropped to a grid
 (encoding.decode), mapped back by the inverse view and counted as a vote for that grid; candidates
-rank by one of Ballot's rules (the views' summed log-probabilities by default, see Ballot), and the top
-two are attempt_1 and attempt_2 (attempt_2 repeats attempt_1 when there is one candidate).
+rank by one of Ballot's rules (by default the views' summed log-probabilities, with the grid the views
+agree on cell by cell entered too), and the top two are attempt_1 and attempt_2 (attempt_2 repeats
+attempt_1 when there is one candidate).
 
 Views are processed in rounds (the identity view of every task first), and after each round the
 submission is rewritten atomically, so a time budget, a Ctrl-C or a crash always leaves a valid file
@@ -64,8 +65,9 @@ def cell_log_probs(shape: tuple[int, int], view: View, log_probs: np.ndarray) ->
     """(h, w, 10) log p(cell (i, j) has colour c) under one view's output distribution, for a grid of
     `shape` in the original frame: each cell and colour read where the view puts them. None when the
     shape, under the view, does not fit its canvas. `log_probs` is (S, S, 12)."""
-    cells = dihedral(np.arange(shape[0] * shape[1]).reshape(shape), view.dihedral)  # the original cell at each
-    if max(cells.shape) > log_probs.shape[0]:  # position of the view's frame
+    # at each position of the view's frame, the index of the original cell the view puts there
+    cells = dihedral(np.arange(shape[0] * shape[1]).reshape(shape), view.dihedral)
+    if max(cells.shape) > log_probs.shape[0]:
         return None
     h, w = cells.shape
     table = np.empty((cells.size, 10), dtype=np.float32)
