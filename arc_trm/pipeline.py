@@ -22,7 +22,7 @@ from arc_trm.checkpoint import check_resumable, find_checkpoint, latest_checkpoi
 from arc_trm.config import Config, load_config, sets_field
 from arc_trm.data import ExampleTable, training_data
 from arc_trm.errors import UserError
-from arc_trm.infer import Ballot, Predictor, Votes, grid_key, held_out_accuracy, pool
+from arc_trm.infer import Candidate, Predictor, Votes, grid_key, held_out_accuracy, pool
 from arc_trm.model import TRM
 from arc_trm.render import write_report
 from arc_trm.submission import (
@@ -123,8 +123,9 @@ def solve(checkpoints: list[str | Path], tasks: list[Task], out: str | Path, acc
     return done
 
 
-def truth_rank(ballot: Ballot, truth: np.ndarray) -> int | None:
-    for rank, cand in enumerate(ballot.ranked(), start=1):
+def truth_rank(ranked: list[Candidate], truth: np.ndarray) -> int | None:
+    """The 1-based place of `truth` among a ballot's ranked candidates, None if it is not one."""
+    for rank, cand in enumerate(ranked, start=1):
         if np.array_equal(cand.grid, truth):
             return rank
     return None
@@ -136,10 +137,11 @@ def results(tasks: list[Task], votes: Votes, submission: dict, source: str) -> d
     for task in tasks:
         entries = []
         for j, ballot in enumerate(votes[task.id]):
-            rank = truth_rank(ballot, task.test_outputs[j]) if task.test_outputs is not None else None
+            ranked = ballot.ranked()  # ranking scores candidates (and finds the consensus grids): once per ballot
+            rank = truth_rank(ranked, task.test_outputs[j]) if task.test_outputs is not None else None
             ranks.append(rank)
             entries.append({"candidates": [{"grid": c.grid.tolist(), "votes": c.votes, "halt_prob": c.halt_prob}
-                                           for c in ballot.ranked()[:10]],
+                                           for c in ranked[:10]],
                             "correct_rank": rank})
         per_task[task.id] = entries
     out = {"source": source, "tasks": per_task, "scores": None}
