@@ -33,6 +33,8 @@ class ModelConfig:
     prefix_len: int = 16  # prefix tokens the puzzle row is padded and reshaped into
     positions: str = "2d"  # rotary positions: "2d" by row and column; "1d" by token index over prefix + 30x30
     rope_theta: float = 10000.0  # base of the rotary position frequencies
+    grid_coords: bool = False  # add to each cell embeddings of its row and column counted from the input
+    # grid's near and far edges (absolute, grid-relative positions; not in the paper, see model.GridCoordinates)
     norm_eps: float = 1e-5
     init: str = "torch"  # truncated normals: "torch" (nn.init's, true std 0.88 of the asked one); "reference"
 
@@ -40,7 +42,8 @@ class ModelConfig:
 @dataclass
 class DataConfig:
     # task sources: dataset names (`arc-trm datasets`) or Kaggle challenges JSON paths, with optional filters
-    train_tasks: list[str] = field(default_factory=lambda: ["arc1-train"])  # every pair of these is trained on
+    train_tasks: list[str] = field(default_factory=lambda: ["arc1-train"])  # every pair of these is trained on;
+    # also `geometry:SOURCE`, synthetic tasks of ARC's geometric rules on crops of SOURCE's grids (synthetic.py)
     held_out_tasks: list[str] = field(default_factory=lambda: ["arc1-eval"])  # their demonstrations are
     # trained on, their test inputs held out (scored at evaluation), as the reference does with its eval set
     views: int = 1000  # distinct augmented views (puzzles) per task, identity first

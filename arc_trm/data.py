@@ -21,6 +21,7 @@ from arc_trm.augment import View, sample_views
 from arc_trm.config import Config
 from arc_trm.encoding import canvas_side, encode
 from arc_trm.errors import UserError
+from arc_trm.synthetic import load_training_tasks
 from arc_trm.tasks import MAX_SIDE, Task, load_tasks
 
 # A content-sized output (see estimate_output_side) is given this factor over the shape bound: in the
@@ -145,7 +146,7 @@ def training_data(cfg: Config) -> TrainingData:
         sources.append(("eval", source, len(tasks), sum(len(t.train) for t in tasks)))
     trains: dict[str, Task] = {}
     for source in cfg.data.train_tasks:
-        tasks = [t for t in load_tasks(source) if t.id not in evals and t.id not in trains]
+        tasks = [t for t in load_training_tasks(source) if t.id not in evals and t.id not in trains]
         trains.update((t.id, t) for t in tasks)
         sources.append(("train", source, len(tasks), sum(len(t.train) + len(t.test_outputs or []) for t in tasks)))
     if not trains and not evals:

@@ -15,6 +15,8 @@ Architecture choices (paper: "Less is More: Recursive Reasoning with Tiny Networ
 - task conditioning: one learned row per puzzle (task x view), zero-initialised, padded and reshaped
   into `prefix_len` prefix tokens. The table is sized by the number of puzzles and is updated sparsely
   by sign-SGD (see `sparse_sign_sgd`), never by the dense optimizer.
+- grid coordinates (`grid_coords`, off in the paper's configs): each cell's row and column counted from
+  the input grid's edges, as embeddings added to its token's (see `GridCoordinates`).
 - heads: output head over the 12 tokens; halt head on the first prefix position, one logit per example,
   weight zero and bias -5 at init so early steps never halt.
 """
@@ -26,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from arc_trm.config import ModelConfig
-from arc_trm.encoding import VOCAB_SIZE
+from arc_trm.encoding import COLOUR0, VOCAB_SIZE
 from arc_trm.tasks import MAX_SIDE
 
 
@@ -66,6 +68,40 @@ def trunc_normal_(w: torch.Tensor, std: float, exact: bool = False) -> torch.Ten
     if exact:
         std = std / TRUNCATED_STD
     return nn.init.trunc_normal_(w, std=std, a=-2 * std, b=2 * std)
+
+
+class GridCoordinates(nn.Module):
+    """Each cell's row and column counted from the input grid's edges, as learned embeddings (added to the
+    cell's token embedding when `grid_coords` is on; not in the paper).
+
+    Rotary positions are relative: attention scores see only the offset between two cells, so a mirror
+    (cell c of a row of width w reads cell w - 1 - c), a rotation or a tiling, whose offset depends on
+    where the cell sits in the grid, must first be worked out from the edges. Here every cell is told:
+    its distance from the input grid's first row and column ("near", PAD cells before the grid share one
+    index) and from its last row and column ("far", negative past them, where a larger output extends).
+    The input grid is found on the canvas as the bounding box of its colour tokens, so the embeddings
+    follow the grid wherever training places it.
+    """
+
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.near = nn.Embedding(2 * (MAX_SIDE + 1), hidden)  # rows, then columns: index 0 = before the grid
+        self.far = nn.Embedding(2 * 2 * MAX_SIDE, hidden)  # rows, then columns: distance to the last one
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, S*S, D) for input canvases (B, S, S)."""
+        B, S, _ = tokens.shape
+        colour = tokens >= COLOUR0  # (B, S, S)
+        cells = torch.arange(S, device=tokens.device)
+        parts = []
+        for axis, occupied in enumerate((colour.any(2), colour.any(1))):  # (B, S) rows, then columns
+            first = occupied.int().argmax(1, keepdim=True)  # (B, 1)
+            last = S - 1 - occupied.flip(1).int().argmax(1, keepdim=True)  # (B, 1)
+            near = (cells - first).clamp(-1, MAX_SIDE - 1) + 1 + axis * (MAX_SIDE + 1)  # (B, S)
+            far = (last - cells).clamp(-MAX_SIDE, MAX_SIDE - 1) + MAX_SIDE + axis * 2 * MAX_SIDE  # (B, S)
+            parts.append(self.near(near) + self.far(far))  # (B, S, D)
+        rows, cols = parts
+        return (rows[:, :, None] + cols[:, None, :]).view(B, S * S, -1)
 
 
 class Attention(nn.Module):
@@ -197,6 +233,7 @@ class TRM(nn.Module):
         D = cfg.hidden
         self.embed_scale = math.sqrt(D)
         self.embed = nn.Embedding(VOCAB_SIZE, D)
+        self.coords = GridCoordinates(D) if cfg.grid_coords else None
         self.puzzles = PuzzleEmbedding(num_puzzles, cfg.puzzle_dim)
         self.net = Net(cfg)
         self.output_head = nn.Linear(D, VOCAB_SIZE, bias=False)
@@ -210,6 +247,9 @@ class TRM(nn.Module):
         """Every initialisation in one place: truncated LeCun normals, as the reference."""
         D, exact = self.cfg.hidden, self.cfg.init == "reference"
         trunc_normal_(self.embed.weight, 1 / math.sqrt(D), exact)
+        if self.coords is not None:  # four terms add up per cell: each a quarter of a token's variance
+            trunc_normal_(self.coords.near.weight, 0.5 / math.sqrt(D), exact)
+            trunc_normal_(self.coords.far.weight, 0.5 / math.sqrt(D), exact)
         for module in self.net.modules():
             if isinstance(module, nn.Linear):
                 trunc_normal_(module.weight, 1 / math.sqrt(module.in_features), exact)
@@ -240,6 +280,8 @@ class TRM(nn.Module):
         B = tokens.shape[0]
         P, D = self.cfg.prefix_len, self.cfg.hidden
         cells = self.embed(tokens.flatten(1).long())  # (B, S*S, D)
+        if self.coords is not None:
+            cells = cells + self.coords(tokens)
         rows = self.puzzles(puzzle_ids)  # (B, puzzle_dim)
         prefix = F.pad(rows, (0, P * D - rows.shape[1])).view(B, P, D).to(cells.dtype)
         return self.embed_scale * torch.cat([prefix, cells], dim=1)

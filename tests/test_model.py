@@ -4,12 +4,13 @@ sign-SGD on the touched rows (also split over two "processes")."""
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from arc_trm.config import ModelConfig, load_config
-from arc_trm.encoding import PAD, VOCAB_SIZE
+from arc_trm.encoding import PAD, VOCAB_SIZE, encode
 from arc_trm.loss import log_stablemax, step_loss, token_losses
 from arc_trm.model import TRM, PuzzleEmbedding, rope_angles, sparse_sign_sgd
 
@@ -64,6 +65,25 @@ def test_rope_gives_a_cell_the_same_rotation_on_any_canvas(positions):
     torch.testing.assert_close(small[:P], large[:P])  # prefix tokens too
     # rows and columns are distinguished: the transposed cell gets a different rotation
     assert not torch.allclose(small[P + 1 * 5 + 2], small[P + 2 * 5 + 1])
+
+
+def test_grid_coordinates_follow_the_input_grid_and_tell_its_far_edge():
+    """grid_coords: a cell's embedding depends on where it sits in the input grid, not on the canvas or the
+    grid's offset; a cell and its mirror image get different ones (the far edge is what tells them apart,
+    which relative rotary positions cannot); a paper config has no such table."""
+    model = small_model(grid_coords=True)
+    grid = (np.arange(12).reshape(3, 4) % 9 + 1).astype(np.uint8)
+    placements = [(5, (0, 0)), (9, (2, 3)), (9, (5, 4))]  # (canvas side, offset)
+    coords = [model.coords(torch.from_numpy(encode(grid, side, offset))[None].long())[0].view(side, side, -1)
+              for side, offset in placements]
+    for (_, (r0, c0)), emb in zip(placements, coords):
+        torch.testing.assert_close(emb[r0:r0 + 4, c0:c0 + 5], coords[0][:4, :5])  # the grid, its EOS edge
+    first, mirror = coords[0][0, 0], coords[0][0, 3]  # columns 0 and 3 of a 4-wide row
+    assert not torch.allclose(first, mirror)
+    wider = encode(np.ones((3, 6), dtype=np.uint8), 7)  # column 0 of a wider grid: same near, other far edge
+    assert not torch.allclose(model.coords(torch.from_numpy(wider)[None].long())[0, 0], first)
+    assert small_model().coords is None
+    assert not any("coords" in name for name in TRM(load_config("arc1-paper").model, 2).state_dict())
 
 
 def test_1d_positions_are_the_reference_token_index():
