@@ -1,6 +1,6 @@
 """Build the pretrained checkpoint `arc-trm demo` starts from (arc_trm/pretrained/tiny-cpu/).
 
-    python scripts/pretrain_demo.py [--steps 1500] [--seed 0] [--work runs/pretrain-demo]
+    python scripts/pretrain_demo.py [--steps 4000] [--seed 0] [--work runs/pretrain-demo]
     python scripts/pretrain_demo.py --work RUN --export-only      # write RUN's latest checkpoint only
 
 `tiny-cpu` trains on every pair of the ARC-AGI-1 training tasks whose largest grid is 9x9 to 12x12
@@ -26,7 +26,7 @@ SOURCE = "arc1-train:over=8:max_side=12"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--steps", type=int, default=4000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", default="runs/pretrain-demo", help="the training run directory")
     parser.add_argument("--export-only", action="store_true", help="write --work's latest checkpoint, no training")
