@@ -9,22 +9,16 @@ on held-out ARC-AGI-1 training tasks, 5 and 5 of 21 test outputs against 3 for t
 (train.Trainer), multi-process included, and stops at a step count or a time budget, whichever comes
 first. The output is a checkpoint directory that knows the old puzzles and the new ones; an interrupted
 adaptation resumes from it.
-
-With `data.replay` > 0 the adaptation also trains again on pairs of the start's own training tasks
-(under their trained rows), so the weights that fit the few new demonstrations stay those of a model
-of many tasks: rehearsal, the usual guard against forgetting when fine-tuning on little data.
 """
 
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from arc_trm.checkpoint import latest_checkpoint, load_for_inference
-from arc_trm.config import Config, apply_overrides
-from arc_trm.data import PuzzleSet, TrainingData, training_tasks
-from arc_trm.encoding import canvas_side
+from arc_trm.config import apply_overrides
+from arc_trm.data import PuzzleSet, TrainingData
 from arc_trm.errors import UserError
 from arc_trm.infer import check_fits
 from arc_trm.model import PuzzleEmbedding
@@ -36,30 +30,6 @@ MODES = ("full", "rows")
 
 def unknown_tasks(tasks: list[Task], puzzles: PuzzleSet) -> list[Task]:
     return [t for t in tasks if puzzles.index(t.id) is None]
-
-
-def replay_pairs(cfg: Config, puzzles: PuzzleSet, examples: float) -> list[list[tuple[np.ndarray, np.ndarray]]]:
-    """Pairs the start was trained on (its config's sources, read again by data.training_tasks) to train
-    again beside the new tasks, per puzzle-set task (empty for most): about `examples` examples (a pair
-    counts once per view of its task), the pairs on the smallest canvases first, so replay costs little
-    compute per example; ties in an order seeded by run.seed."""
-    out: list[list] = [[] for _ in puzzles.task_ids]
-    if examples <= 0:
-        return out
-    rng = np.random.default_rng([cfg.run.seed, 3])
-    candidates = []  # (canvas side, tie-break, task index, pair)
-    for task, pairs in zip(*training_tasks(cfg)[:2]):
-        t = puzzles.index(task.id)
-        if t is not None:
-            candidates += [(canvas_side(max(*i.shape, *o.shape), tuple(cfg.data.buckets)), rng.random(), t, (i, o))
-                           for i, o in pairs]
-    taken = 0
-    for _, _, t, pair in sorted(candidates, key=lambda c: c[:2]):
-        if taken >= examples:
-            break
-        out[t].append(pair)
-        taken += len(puzzles.views[t])
-    return out
 
 
 def adapt(checkpoint: str | Path, tasks: list[Task], out_dir: str | Path, accelerator, mode: str = "full",
@@ -93,9 +63,7 @@ def adapt(checkpoint: str | Path, tasks: list[Task], out_dir: str | Path, accele
     model.puzzles = table
 
     known = len(puzzles.task_ids)
-    # replay only where the weights train: with the network fixed it would move nothing but the old rows
-    replay = cfg.data.replay * sum(len(t.train) * len(v) for t, v in zip(new, added.views)) if mode == "full" else 0
-    data = TrainingData(tasks=[None] * known + new, pairs=replay_pairs(cfg, puzzles, replay) + [t.train for t in new],
+    data = TrainingData(tasks=[None] * known + new, pairs=[[]] * known + [t.train for t in new],
                         puzzles=combined, held_out=[], sources=[])
     out_dir = Path(out_dir)
     trainer = Trainer(cfg, out_dir, data, accelerator, model=model, train_weights=(mode == "full"), quiet=quiet)

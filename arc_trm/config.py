@@ -56,8 +56,6 @@ class DataConfig:
     bucket_sampling: str = "compute"  # a step's bucket drawn in proportion to its examples x their running
     # mean steps to halt ("compute", as the reference's one rolling batch spends it) or to examples only
     max_eval_inputs: int = 400  # held-out test inputs scored at each periodic evaluation (0: all)
-    replay: float = 0.0  # adaptation only: pairs of the start's own training tasks trained beside the new
-    # tasks' demonstrations, this many examples per example of theirs, smallest canvases first (0: none)
 
 
 @dataclass
@@ -217,7 +215,6 @@ def check_config(cfg: Config) -> None:
         (m.puzzle_dim <= m.prefix_len * m.hidden, "model.puzzle_dim must fit in prefix_len * hidden"),
         (o.batch_size >= 1 and o.max_steps >= 0, "optim.batch_size must be >= 1 and max_steps >= 0"),
         (d.views >= 1, "data.views must be at least 1"),
-        (d.replay >= 0, "data.replay must be >= 0"),
         (bool(d.buckets) and all(1 <= b <= 30 for b in d.buckets), "data.buckets must be sides in 1-30"),
         (cfg.infer.rank in RANK_RULES, f"infer.rank must be one of {', '.join(RANK_RULES)}, got {cfg.infer.rank!r}"),
         (cfg.infer.score_views >= 1, "infer.score_views must be at least 1"),

@@ -135,11 +135,10 @@ class TrainingData:
         return int(epochs * sum(bool(p) for p in self.pairs) * self.examples_per_view() / batch_size)
 
 
-def training_tasks(cfg: Config) -> tuple[list[Task], list[list[tuple[np.ndarray, np.ndarray]]], int, list]:
-    """What a config trains on, before any puzzle is laid out: (tasks, their trainable pairs, how many of
-    the tasks are training tasks (they come first), the sources' summary rows). A training task gives all
-    its pairs, its solved test inputs included; an evaluation task its demonstrations only (never its test
-    outputs). A task in both counts as an evaluation task; a task named by two sources is loaded once."""
+def training_data(cfg: Config) -> TrainingData:
+    """The reference's recipe: all pairs of the training tasks, plus the demonstrations (never the test
+    outputs) of the evaluation tasks, whose test inputs are held out. A task in both counts as an
+    evaluation task; a task named by two sources is loaded once."""
     evals, sources = {}, []
     for source in cfg.data.held_out_tasks:
         tasks = [t for t in load_tasks(source) if t.id not in evals]
@@ -150,19 +149,13 @@ def training_tasks(cfg: Config) -> tuple[list[Task], list[list[tuple[np.ndarray,
         tasks = [t for t in load_training_tasks(source) if t.id not in evals and t.id not in trains]
         trains.update((t.id, t) for t in tasks)
         sources.append(("train", source, len(tasks), sum(len(t.train) + len(t.test_outputs or []) for t in tasks)))
+    if not trains and not evals:
+        raise UserError("config: data.train_tasks and data.held_out_tasks are both empty")
+    tasks = [*trains.values(), *evals.values()]
     pairs = [t.train + list(zip(t.test_inputs, t.test_outputs or [])) for t in trains.values()]
     pairs += [t.train for t in evals.values()]
-    return [*trains.values(), *evals.values()], pairs, len(trains), sources
-
-
-def training_data(cfg: Config) -> TrainingData:
-    """The reference's recipe (training_tasks): all pairs of the training tasks, plus the demonstrations of
-    the evaluation tasks, whose test inputs are held out."""
-    tasks, pairs, n_train, sources = training_tasks(cfg)
-    if not tasks:
-        raise UserError("config: data.train_tasks and data.held_out_tasks are both empty")
     puzzles = PuzzleSet.build(tasks, cfg.data.views, cfg.run.seed, cfg.data.permute_background)
-    held_out = [(i, j) for i, t in enumerate(tasks) if i >= n_train and t.test_outputs
+    held_out = [(len(trains) + i, j) for i, t in enumerate(evals.values()) if t.test_outputs
                 for j in range(len(t.test_inputs))]
     if cfg.data.max_eval_inputs:
         held_out = held_out[:cfg.data.max_eval_inputs]

@@ -9,11 +9,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from arc_trm.adapt import adapt, replay_pairs
+from arc_trm.adapt import adapt
 from arc_trm.checkpoint import latest_checkpoint, load_for_inference
-from arc_trm.encoding import canvas_side
 from arc_trm.errors import UserError
-from arc_trm.infer import grid_key
 from arc_trm.tasks import load_tasks, write_kaggle_files
 from arc_trm.train import make_accelerator
 
@@ -33,9 +31,8 @@ def effective_weights(ckpt) -> dict[str, torch.Tensor]:
     return {**load_file(ckpt / "model.safetensors"), **(load_file(ema) if ema.exists() else {})}
 
 
-def adapted(tiny_checkpoint, tasks, out, mode, steps=2, overrides=()):
-    run = adapt(tiny_checkpoint, tasks, out, make_accelerator("no"), mode=mode, steps=steps, overrides=overrides,
-                quiet=True)
+def adapted(tiny_checkpoint, tasks, out, mode, steps=2):
+    run = adapt(tiny_checkpoint, tasks, out, make_accelerator("no"), mode=mode, steps=steps, quiet=True)
     assert run == out
     return latest_checkpoint(tiny_checkpoint), latest_checkpoint(out)
 
@@ -77,33 +74,6 @@ def test_full_mode_also_changes_the_weights(tiny_checkpoint, unseen, tmp_path):
     assert len(changed) >= len(before) // 2, f"only {changed} changed"
     assert torch.equal(after[TABLE][:len(before[TABLE])], before[TABLE]), "full mode changed a trained puzzle row"
     assert json.loads((after_ckpt / "trainer_state.json").read_text())["train_weights"] is True
-
-
-def test_replay_takes_the_starts_own_demonstrations_on_the_smallest_canvases_first(tiny_checkpoint, small_files):
-    cfg, puzzles, _ = load_for_inference(tiny_checkpoint)  # trained on small_files' demonstrations alone
-    cfg.data.buckets = list(range(2, 31))  # a canvas per grid side, so the order by canvas is seen
-    buckets = tuple(cfg.data.buckets)
-    side = {(grid_key(i), grid_key(o)): canvas_side(max(*i.shape, *o.shape), buckets)
-            for t in small_files[0] for i, o in t.train}  # every demonstration, by content
-    assert sum(map(len, replay_pairs(cfg, puzzles, 0))) == 0
-    views = len(puzzles.views[0])
-    for examples in (1, 2 * views + 1, 1000):
-        chosen = replay_pairs(cfg, puzzles, examples)
-        taken = [(grid_key(i), grid_key(o)) for task_pairs in chosen for i, o in task_pairs]
-        assert set(taken) <= set(side), "a replayed pair is not one of the start's demonstrations"
-        n = sum(len(task_pairs) * len(v) for task_pairs, v in zip(chosen, puzzles.views))
-        assert n >= min(examples, len(side) * views) and n < examples + views, (examples, n)
-        left = set(side) - set(taken)
-        assert not left or max(side[i] for i in taken) <= min(side[i] for i in left), "a larger canvas came first"
-
-
-def test_replay_trains_the_starts_rows_beside_the_new_ones_only_in_full_mode(tiny_checkpoint, unseen, tmp_path):
-    for mode, replayed in (("full", True), ("rows", False)):
-        before_ckpt, after_ckpt = adapted(tiny_checkpoint, unseen, tmp_path / mode, mode, steps=3,
-                                          overrides=["data.replay=2"])
-        old = load_file(before_ckpt / "model.safetensors")[TABLE]
-        moved = (load_file(after_ckpt / "model.safetensors")[TABLE][:len(old)] != old).any(dim=1)
-        assert bool(moved.any()) is replayed, f"{mode}: {int(moved.sum())} trained rows moved"
 
 
 def test_adaptation_resumes_and_knows_every_task(tiny_checkpoint, unseen, small_files, tmp_path):
