@@ -1,6 +1,6 @@
 """Build the pretrained checkpoint `arc-trm demo` starts from (arc_trm/pretrained/tiny-cpu/).
 
-    python scripts/pretrain_demo.py [--steps 4000] [--seed 0] [--work runs/pretrain-demo]
+    python scripts/pretrain_demo.py [--steps 4000 7000] [--seed 0] [--work runs/pretrain-demo]
     python scripts/pretrain_demo.py --work RUN --export-only      # write RUN's latest checkpoint only
 
 `tiny-cpu` trains on every pair of the ARC-AGI-1 training tasks whose largest grid is 9x9 to 12x12
@@ -8,6 +8,10 @@
 training tasks up to 8x8, arc1-small among them, and every evaluation set) is among them, and the demo
 refuses a start checkpoint that was trained on a task it scores. The checkpoint is then written for
 inference only (the EMA weights as the weights, no optimizer state or rolling batches), a few MB.
+
+Several step counts train in stages in the same run directory: the first to its count, each next one
+resumed from there with the learning-rate schedule fitted anew to its count (a warm restart). The
+shipped start is 4,000 steps, then resumed to 7,000.
 """
 
 import argparse
@@ -26,14 +30,17 @@ SOURCE = "arc1-train:over=8:max_side=12"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=4000)
+    parser.add_argument("--steps", type=int, nargs="+", default=[4000, 7000],
+                        help="the step count of each stage, increasing")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", default="runs/pretrain-demo", help="the training run directory")
     parser.add_argument("--export-only", action="store_true", help="write --work's latest checkpoint, no training")
     args = parser.parse_args()
-    if not args.export_only:
+    if args.steps != sorted(set(args.steps)):
+        parser.error("--steps: each stage's count must be larger than the one before")
+    for steps in [] if args.export_only else args.steps:
         cfg = load_config("tiny-cpu", [f"data.train_tasks={SOURCE}", "data.held_out_tasks=",
-                                       f"max_steps={args.steps}", f"seed={args.seed}", "eval_every=0"])
+                                       f"max_steps={steps}", f"seed={args.seed}", "eval_every=0"])
         train(cfg, args.work, make_accelerator(cfg.run.mixed_precision))
     ckpt = latest_checkpoint(args.work)
     shutil.rmtree(SHIPPED_START, ignore_errors=True)
@@ -45,7 +52,8 @@ def main() -> None:
     state = json.loads((ckpt / STATE_FILE).read_text())
     (SHIPPED_START / STATE_FILE).write_text(json.dumps({
         "step": state["step"], "pretrained_on": SOURCE,
-        "built_by": f"python scripts/pretrain_demo.py --steps {state['step']} --seed {args.seed}"}) + "\n")
+        "built_by": f"python scripts/pretrain_demo.py --steps {' '.join(map(str, args.steps))} --seed {args.seed}"})
+        + "\n")
     print(f"wrote {SHIPPED_START}: {state['step']} steps on {SOURCE}")
 
 
