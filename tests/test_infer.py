@@ -582,8 +582,11 @@ def test_ctrl_c_during_adaptation_leaves_a_valid_submission(tiny_checkpoint, sma
     write_kaggle_files(tasks + unseen, challenges)
     out, log = tmp_path / "submission.json", tmp_path / "stderr.txt"
     with open(log, "w") as stderr:
+        # SIGINT at its default in the child, so Python turns it into KeyboardInterrupt even when pytest itself
+        # was started in the background (`cmd &` in a script), where it is inherited as ignored
         proc = subprocess.Popen([ARC_TRM, "predict", "--checkpoint", str(tiny_checkpoint), "--tasks", str(challenges),
-                                 "--out", str(out), "--adapt-steps", "100000"], stderr=stderr, text=True)
+                                 "--out", str(out), "--adapt-steps", "100000"], stderr=stderr, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         deadline = time.monotonic() + 120
         while "train:" not in log.read_text() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
