@@ -52,9 +52,16 @@ def main() -> None:
     state = json.loads((ckpt / STATE_FILE).read_text())
     (SHIPPED_START / STATE_FILE).write_text(json.dumps({
         "step": state["step"], "pretrained_on": SOURCE,
-        "built_by": f"python scripts/pretrain_demo.py --steps {' '.join(map(str, args.steps))} --seed {args.seed}"})
-        + "\n")
+        "built_by": built_by(args)}) + "\n")
     print(f"wrote {SHIPPED_START}: {state['step']} steps on {SOURCE}")
+
+
+def built_by(args: argparse.Namespace) -> str:
+    """The command that made the shipped start: the stages trained here, or, with --export-only, the export
+    of a run whose stages this invocation does not know."""
+    if args.export_only:
+        return f"python scripts/pretrain_demo.py --work {args.work} --export-only"
+    return f"python scripts/pretrain_demo.py --steps {' '.join(map(str, args.steps))} --seed {args.seed}"
 
 
 if __name__ == "__main__":
